@@ -1,0 +1,38 @@
+// quorum's error codes: one enum, one category, usable as std::error_code (and, through
+// Boost.System's interoperation, as boost::system::error_code at the asynchronous edges).
+// Stateless; safe to use from any thread.
+#pragma once
+
+#include <string>
+#include <system_error>
+
+namespace quorum {
+
+/** Errors the library reports to its users. Values are stable; never reuse one. */
+enum class errc {
+  /** A proposal reached a node that is not the leader; retry on the leader it names, if any. */
+  not_leader = 1,
+  /** Too many bytes are proposed but not yet committed; wait for commits, then retry. */
+  uncommitted_limit = 2,
+  /** The requested log entries were compacted into a snapshot; read the snapshot instead. */
+  compacted = 3,
+  /** The requested log entries are not in storage (yet). */
+  unavailable = 4,
+  /** A message was addressed to another node; check the transport's routing. */
+  wrong_recipient = 5,
+  /** A message is malformed (bad type, non-contiguous entries, zero sender); it was dropped. */
+  malformed_message = 6,
+  /** A configuration value is out of range; the message of the thrown error names it. */
+  invalid_options = 7,
+};
+
+/** The category of quorum::errc; its name is "quorum". */
+const std::error_category& error_category() noexcept;
+
+/** Makes an std::error_code in quorum's category. */
+std::error_code make_error_code(errc e) noexcept;
+
+}  // namespace quorum
+
+template <>
+struct std::is_error_code_enum<quorum::errc> : std::true_type {};

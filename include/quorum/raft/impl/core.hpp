@@ -1,0 +1,627 @@
+// Template bodies of quorum::raft::core. Included from core.hpp only.
+#pragma once
+
+#include <quorum/detail/assert.hpp>
+
+#include <algorithm>
+#include <string>
+
+namespace quorum::raft {
+
+template <log_storage Storage>
+core<Storage>::core(const Storage& storage, const options& opts)
+    : opts_(opts),
+      storage_(&storage),
+      log_(storage),
+      random_(opts.seed ^ (opts.id * 0x9e3779b97f4a7c15ULL)) {
+  std::string what;
+  if (auto ec = validate(opts, what)) throw std::system_error(ec, what);
+  const initial_state init = storage.initial_state();
+  members_ = init.members;
+  term_ = init.hard.term;
+  vote_ = init.hard.vote;
+  prev_hard_state_ = init.hard;
+  prev_hard_state_.commit = log_.committed();
+  become_follower(term_, no_node);
+  prev_soft_state_ = current_soft_state();
+}
+
+// ---- time -----------------------------------------------------------------------------------
+
+template <log_storage Storage>
+void core<Storage>::tick() {
+  if (role_ == role::leader) {
+    tick_heartbeat();
+  } else {
+    tick_election();
+  }
+}
+
+template <log_storage Storage>
+void core<Storage>::tick_election() {
+  ++election_elapsed_;
+  if (election_elapsed_ >= randomized_timeout_ && members_.contains(opts_.id)) {
+    election_elapsed_ = 0;
+    campaign();
+  }
+}
+
+template <log_storage Storage>
+void core<Storage>::tick_heartbeat() {
+  ++heartbeat_elapsed_;
+  ++election_elapsed_;
+  if (election_elapsed_ >= opts_.election_ticks) {
+    election_elapsed_ = 0;
+    // Dissertation 6.2: a leader that cannot reach a quorum steps down, so clients look for the
+    // leader elsewhere instead of waiting on one that can commit nothing.
+    if (opts_.check_quorum && !quorum_active()) {
+      become_follower(term_, no_node);
+      return;
+    }
+  }
+  if (heartbeat_elapsed_ >= opts_.heartbeat_ticks) {
+    heartbeat_elapsed_ = 0;
+    broadcast_heartbeat();
+  }
+}
+
+template <log_storage Storage>
+void core<Storage>::reset_randomized_timeout() {
+  const auto spread = static_cast<std::uint64_t>(opts_.election_ticks);
+  randomized_timeout_ = opts_.election_ticks + static_cast<int>(random_.below(spread));
+}
+
+// ---- roles ----------------------------------------------------------------------------------
+
+template <log_storage Storage>
+void core<Storage>::reset(term_t term) {
+  if (term != term_) {
+    term_ = term;
+    vote_ = no_node;
+  }
+  leader_ = no_node;
+  election_elapsed_ = 0;
+  heartbeat_elapsed_ = 0;
+  reset_randomized_timeout();
+  votes_.clear();
+  progress_.clear();
+  uncommitted_bytes_ = 0;
+}
+
+template <log_storage Storage>
+void core<Storage>::become_follower(term_t term, node_id leader) {
+  reset(term);
+  role_ = role::follower;
+  leader_ = leader;
+}
+
+template <log_storage Storage>
+void core<Storage>::become_pre_candidate() {
+  // Dissertation 9.6: a pre-candidate changes neither its term nor its vote.
+  QUORUM_ASSERT(role_ != role::leader, "a leader cannot become a pre-candidate");
+  role_ = role::pre_candidate;
+  leader_ = no_node;
+  votes_.clear();
+}
+
+template <log_storage Storage>
+void core<Storage>::become_candidate() {
+  QUORUM_ASSERT(role_ != role::leader, "a leader cannot become a candidate");
+  reset(term_ + 1);
+  vote_ = opts_.id;
+  role_ = role::candidate;
+}
+
+template <log_storage Storage>
+void core<Storage>::become_leader() {
+  QUORUM_ASSERT(role_ == role::candidate, "only a candidate can become leader");
+  reset(term_);
+  role_ = role::leader;
+  leader_ = opts_.id;
+  const index_t last = log_.last_index();
+  for (node_id peer : members_.voters) {
+    auto [it, inserted] = progress_.try_emplace(peer, last + 1, opts_.max_inflight_messages,
+                                                opts_.max_inflight_bytes);
+    if (peer == opts_.id) {
+      // This node's own match is what it has persisted; the rest counts once advance() says so.
+      it->second.reset(last + 1, log_.persisted_index());
+      it->second.become_replicate();
+      it->second.recent_active = true;
+    }
+  }
+  // Paper 5.4.2 / 8: commit earlier terms' entries by committing a no-op of this term.
+  const entry noop{term_, last + 1, {}};
+  log_.append(std::span(&noop, 1));
+  broadcast_append();
+}
+
+template <log_storage Storage>
+void core<Storage>::campaign() {
+  if (role_ == role::leader || !members_.contains(opts_.id)) return;
+  start_election(opts_.pre_vote);
+}
+
+template <log_storage Storage>
+void core<Storage>::start_election(bool pre) {
+  term_t vote_term;
+  message_type type;
+  if (pre) {
+    become_pre_candidate();
+    vote_term = term_ + 1;
+    type = message_type::pre_vote;
+  } else {
+    become_candidate();
+    vote_term = term_;
+    type = message_type::vote;
+  }
+  if (tally(opts_.id, true) > 0) {
+    // A group of one wins at once.
+    if (pre) {
+      start_election(false);
+    } else {
+      become_leader();
+    }
+    return;
+  }
+  for (node_id peer : members_.voters) {
+    if (peer == opts_.id) continue;
+    message m;
+    m.type = type;
+    m.to = peer;
+    m.term = vote_term;
+    m.index = log_.last_index();
+    m.log_term = log_.last_term();
+    // A candidate's request vouches for its own durable vote: it leaves after persisting.
+    send_after_persist(std::move(m));
+  }
+}
+
+template <log_storage Storage>
+int core<Storage>::tally(node_id from, bool granted) {
+  votes_.try_emplace(from, granted);
+  std::size_t yes = 0;
+  std::size_t no = 0;
+  for (const auto& [voter, vote] : votes_) {
+    if (!members_.contains(voter)) continue;
+    (vote ? yes : no) += 1;
+  }
+  if (yes >= members_.quorum()) return 1;
+  if (no > members_.voters.size() - members_.quorum()) return -1;
+  return 0;
+}
+
+template <log_storage Storage>
+bool core<Storage>::in_leader_lease() const {
+  return opts_.check_quorum && leader_ != no_node && election_elapsed_ < opts_.election_ticks;
+}
+
+template <log_storage Storage>
+bool core<Storage>::quorum_active() {
+  std::size_t active = 0;
+  for (auto& [peer, pr] : progress_) {
+    if (peer == opts_.id || pr.recent_active) ++active;
+    if (peer != opts_.id) pr.recent_active = false;
+  }
+  return active >= members_.quorum();
+}
+
+// ---- messages in ----------------------------------------------------------------------------
+
+namespace detail_core {
+
+inline std::error_code check_message(const message& m, node_id self) {
+  if (m.to != self) return errc::wrong_recipient;
+  const auto type = static_cast<std::uint8_t>(m.type);
+  if (type == 0 || type > max_message_type) return errc::malformed_message;
+  if (m.from == no_node || m.from == self) return errc::malformed_message;
+  if (!m.entries.empty()) {
+    if (m.type != message_type::append) return errc::malformed_message;
+    index_t expected = m.index + 1;
+    for (const entry& e : m.entries) {
+      // Entries are contiguous after the previous index, with terms that never decrease and
+      // never exceed the sender's term.
+      if (e.index != expected++ || e.term < m.log_term || e.term > m.term) {
+        return errc::malformed_message;
+      }
+    }
+  }
+  return {};
+}
+
+inline bool is_from_leader(message_type t) {
+  return t == message_type::append || t == message_type::heartbeat;
+}
+
+}  // namespace detail_core
+
+template <log_storage Storage>
+std::error_code core<Storage>::step(const message& m) {
+  if (auto ec = detail_core::check_message(m, opts_.id)) return ec;
+
+  if (m.term > term_) {
+    const bool vote_request = m.type == message_type::vote || m.type == message_type::pre_vote;
+    if (vote_request && in_leader_lease()) {
+      // Dissertation 4.2.3: while a follower hears from a current leader it ignores vote
+      // requests, so a removed or partitioned node cannot disrupt the group.
+      return {};
+    }
+    if (m.type == message_type::pre_vote) {
+      // A pre-vote proposes a future term; it changes nobody's term.
+    } else if (m.type == message_type::pre_vote_response && !m.reject) {
+      // A granted pre-vote echoes the proposed term; tallied below.
+    } else {
+      // Paper 5.1: a node that sees a higher term adopts it and becomes a follower.
+      become_follower(m.term, detail_core::is_from_leader(m.type) ? m.from : no_node);
+    }
+  } else if (m.term < term_) {
+    if ((opts_.check_quorum || opts_.pre_vote) && detail_core::is_from_leader(m.type)) {
+      // A stale leader (partitioned, then back) learns our term and steps down. Without this,
+      // a node stranded with a higher term by PreVote/CheckQuorum would never be heard.
+      message r;
+      r.type = message_type::append_response;
+      r.to = m.from;
+      send_after_persist(std::move(r));
+    } else if (m.type == message_type::pre_vote) {
+      message r;
+      r.type = message_type::pre_vote_response;
+      r.to = m.from;
+      r.reject = true;
+      send_after_persist(std::move(r));
+    }
+    // Paper 5.1: otherwise a message with a stale term is ignored.
+    return {};
+  }
+
+  switch (m.type) {
+    case message_type::pre_vote:
+    case message_type::vote: handle_vote_request(m); return {};
+    default: break;
+  }
+  switch (role_) {
+    case role::leader: step_leader(m); break;
+    case role::pre_candidate:
+    case role::candidate: step_candidate(m); break;
+    case role::follower: step_follower(m); break;
+  }
+  return {};
+}
+
+template <log_storage Storage>
+void core<Storage>::handle_vote_request(const message& m) {
+  const bool pre = m.type == message_type::pre_vote;
+  // Paper 5.2: at most one vote per term, first come first served (a repeat is re-granted).
+  // A pre-vote for a future term binds nothing, so it may be granted whatever we voted.
+  const bool can_vote =
+      vote_ == m.from || (vote_ == no_node && leader_ == no_node) || (pre && m.term > term_);
+  message r;
+  r.type = pre ? message_type::pre_vote_response : message_type::vote_response;
+  r.to = m.from;
+  // Paper 5.4.1: only for a candidate whose log is at least as up to date as ours.
+  if (can_vote && log_.is_up_to_date(m.index, m.log_term)) {
+    r.term = m.term;
+    if (!pre) {
+      election_elapsed_ = 0;
+      vote_ = m.from;
+    }
+  } else {
+    r.term = term_;
+    r.reject = true;
+  }
+  send_after_persist(std::move(r));
+}
+
+template <log_storage Storage>
+void core<Storage>::step_leader(const message& m) {
+  auto it = progress_.find(m.from);
+  if (it == progress_.end()) return;
+  class progress& pr = it->second;
+  switch (m.type) {
+    case message_type::append_response:
+      pr.recent_active = true;
+      handle_append_response(m);
+      break;
+    case message_type::heartbeat_response:
+      pr.recent_active = true;
+      pr.heartbeat_answered();
+      if (pr.match() < log_.last_index()) send_append(m.from, true);
+      break;
+    default: break;  // votes and leader messages of our own term mean nothing to a leader
+  }
+}
+
+template <log_storage Storage>
+void core<Storage>::handle_append_response(const message& m) {
+  class progress& pr = progress_.at(m.from);
+  if (m.reject) {
+    // Dissertation 5.3's optimization: jump back past the follower's whole conflicting term.
+    index_t next_probe = m.reject_hint;
+    if (m.log_term > 0) next_probe = log_.find_conflict_by_term(m.reject_hint, m.log_term);
+    if (pr.maybe_decrease_to(m.index, next_probe)) {
+      if (pr.state() == progress_state::replicate) pr.become_probe();
+      send_append(m.from, true);
+    }
+    return;
+  }
+  if (m.index > log_.last_index()) return;  // acknowledges entries we never sent: ignore
+  const bool was_paused = pr.is_paused();
+  if (!pr.maybe_update(m.index)) return;
+  if (pr.state() == progress_state::probe) pr.become_replicate();
+  if (maybe_commit()) {
+    broadcast_append();
+  } else if (was_paused) {
+    send_append(m.from, true);
+  }
+  // Pipeline: keep sending while the window has room and there is something to send.
+  while (send_append(m.from, false)) {
+  }
+}
+
+template <log_storage Storage>
+void core<Storage>::step_candidate(const message& m) {
+  switch (m.type) {
+    case message_type::append:
+    case message_type::heartbeat:
+      // Paper 5.2: a candidate that hears from a leader of its term returns to follower.
+      become_follower(m.term, m.from);
+      step_follower(m);
+      break;
+    case message_type::pre_vote_response:
+    case message_type::vote_response: {
+      const bool pre = role_ == role::pre_candidate;
+      if (pre != (m.type == message_type::pre_vote_response)) return;
+      const int result = tally(m.from, !m.reject);
+      if (result > 0) {
+        if (pre) {
+          start_election(false);
+        } else {
+          become_leader();
+        }
+      } else if (result < 0) {
+        become_follower(term_, no_node);
+      }
+      break;
+    }
+    default: break;
+  }
+}
+
+template <log_storage Storage>
+void core<Storage>::step_follower(const message& m) {
+  switch (m.type) {
+    case message_type::append:
+      election_elapsed_ = 0;
+      leader_ = m.from;
+      handle_append(m);
+      break;
+    case message_type::heartbeat:
+      election_elapsed_ = 0;
+      leader_ = m.from;
+      handle_heartbeat(m);
+      break;
+    default: break;
+  }
+}
+
+template <log_storage Storage>
+void core<Storage>::handle_append(const message& m) {
+  message r;
+  r.type = message_type::append_response;
+  r.to = m.from;
+  r.term = term_;
+  if (m.index < log_.committed()) {
+    // Everything up to our commit index matches the leader's log (Leader Completeness).
+    r.index = log_.committed();
+  } else if (const auto last = log_.maybe_append(m.index, m.log_term, m.commit, m.entries)) {
+    r.index = *last;
+  } else {
+    // Paper 5.3 consistency check failed. Hint where to probe next: our last entry at or
+    // below the leader's prev index whose term is at most the leader's prev term.
+    index_t hint = std::min(m.index, log_.last_index());
+    hint = log_.find_conflict_by_term(hint, m.log_term);
+    r.index = m.index;
+    r.reject = true;
+    r.reject_hint = hint;
+    r.log_term = log_.term_or_zero(hint);
+  }
+  // An acknowledgement vouches that the entries are durable here: it leaves after persisting.
+  send_after_persist(std::move(r));
+}
+
+template <log_storage Storage>
+void core<Storage>::handle_heartbeat(const message& m) {
+  log_.commit_to(std::min(m.commit, log_.last_index()));
+  message r;
+  r.type = message_type::heartbeat_response;
+  r.to = m.from;
+  r.term = term_;
+  send_after_persist(std::move(r));
+}
+
+// ---- replication out ------------------------------------------------------------------------
+
+template <log_storage Storage>
+bool core<Storage>::maybe_commit() {
+  std::vector<index_t> matches;
+  matches.reserve(members_.voters.size());
+  for (node_id voter : members_.voters) {
+    auto it = progress_.find(voter);
+    matches.push_back(it == progress_.end() ? 0 : it->second.match());
+  }
+  // The quorum-th highest match index is held by a majority.
+  std::sort(matches.begin(), matches.end(), std::greater<>());
+  const index_t candidate = matches[members_.quorum() - 1];
+  // Paper 5.4.2: only an entry of the leader's current term is committed by counting replicas;
+  // earlier entries are committed indirectly by it (Figure 8).
+  if (candidate > log_.committed() && log_.term_or_zero(candidate) == term_) {
+    log_.commit_to(candidate);
+    return true;
+  }
+  return false;
+}
+
+template <log_storage Storage>
+void core<Storage>::broadcast_append() {
+  for (node_id peer : members_.voters) {
+    if (peer == opts_.id) continue;
+    // One append even if empty (it carries the commit index), then fill the window.
+    if (send_append(peer, true)) {
+      while (send_append(peer, false)) {
+      }
+    }
+  }
+}
+
+template <log_storage Storage>
+void core<Storage>::broadcast_heartbeat() {
+  for (node_id peer : members_.voters) {
+    if (peer != opts_.id) send_heartbeat(peer);
+  }
+}
+
+template <log_storage Storage>
+bool core<Storage>::send_append(node_id to, bool send_if_empty) {
+  class progress& pr = progress_.at(to);
+  if (pr.is_paused()) return false;
+  const index_t prev = pr.next() - 1;
+  std::error_code ec;
+  const term_t prev_term = log_.term(prev, ec);
+  std::vector<entry> batch;
+  if (!ec) {
+    batch = log_.entries_from(pr.next(), opts_.max_entries_per_message, opts_.max_bytes_per_message,
+                              ec);
+  }
+  if (ec) {
+    // The follower needs entries this log no longer has: only a snapshot can bring it up.
+    pr.become_snapshot_needed();
+    return false;
+  }
+  if (batch.empty() && !send_if_empty) return false;
+  std::uint64_t bytes = 0;
+  for (const entry& e : batch) bytes += entry_footprint(e);
+  message m;
+  m.type = message_type::append;
+  m.to = to;
+  m.index = prev;
+  m.log_term = prev_term;
+  m.commit = log_.committed();
+  const index_t last = batch.empty() ? prev : batch.back().index;
+  const std::size_t count = batch.size();
+  m.entries = std::move(batch);
+  pr.sent_append(count, last, bytes);
+  // Dissertation 10.2.1: the leader replicates before its own write is durable.
+  send_now(std::move(m));
+  return true;
+}
+
+template <log_storage Storage>
+void core<Storage>::send_heartbeat(node_id to) {
+  const class progress& pr = progress_.at(to);
+  message m;
+  m.type = message_type::heartbeat;
+  m.to = to;
+  // Never tell a follower to commit past what it is known to hold.
+  m.commit = std::min(pr.match(), log_.committed());
+  send_now(std::move(m));
+}
+
+template <log_storage Storage>
+void core<Storage>::send_now(message m) {
+  m.from = opts_.id;
+  if (m.term == 0) m.term = term_;
+  messages_.push_back(std::move(m));
+}
+
+template <log_storage Storage>
+void core<Storage>::send_after_persist(message m) {
+  m.from = opts_.id;
+  if (m.term == 0) m.term = term_;
+  persisted_messages_.push_back(std::move(m));
+}
+
+// ---- proposals ------------------------------------------------------------------------------
+
+template <log_storage Storage>
+proposal_result core<Storage>::propose(std::span<const shared_bytes> payloads) {
+  proposal_result result;
+  if (role_ != role::leader) {
+    result.error = errc::not_leader;
+    result.leader_hint = leader_;
+    return result;
+  }
+  std::uint64_t bytes = 0;
+  for (const shared_bytes& p : payloads) bytes += p.size();
+  if (opts_.max_uncommitted_bytes != 0 && uncommitted_bytes_ > 0 &&
+      uncommitted_bytes_ + bytes > opts_.max_uncommitted_bytes) {
+    result.error = errc::uncommitted_limit;
+    result.leader_hint = leader_;
+    return result;
+  }
+  uncommitted_bytes_ += bytes;
+  std::vector<entry> batch;
+  batch.reserve(payloads.size());
+  index_t index = log_.last_index();
+  for (const shared_bytes& p : payloads) batch.push_back(entry{term_, ++index, p});
+  result.term = term_;
+  result.first_index = log_.last_index() + 1;
+  result.last_index = log_.append(batch);
+  broadcast_append();
+  return result;
+}
+
+// ---- ready / advance ------------------------------------------------------------------------
+
+template <log_storage Storage>
+bool core<Storage>::has_ready() const {
+  return !messages_.empty() || !persisted_messages_.empty() || !log_.unstable().empty() ||
+         hard_state() != prev_hard_state_ || current_soft_state() != prev_soft_state_ ||
+         log_.has_next_committed();
+}
+
+template <log_storage Storage>
+ready core<Storage>::get_ready() {
+  QUORUM_ASSERT(!ready_pending_, "get_ready() called twice without advance()");
+  ready rd;
+  if (current_soft_state() != prev_soft_state_) {
+    rd.soft_state = current_soft_state();
+    prev_soft_state_ = *rd.soft_state;
+  }
+  if (hard_state() != prev_hard_state_) rd.hard_state = hard_state();
+  rd.entries = log_.unstable();
+  rd.messages = std::move(messages_);
+  rd.persisted_messages = std::move(persisted_messages_);
+  messages_.clear();
+  persisted_messages_.clear();
+  rd.committed_entries = log_.next_committed_entries(opts_.max_apply_bytes_per_ready);
+  ready_pending_ = true;
+  return rd;
+}
+
+template <log_storage Storage>
+void core<Storage>::advance(const ready& rd) {
+  QUORUM_ASSERT(ready_pending_, "advance() without get_ready()");
+  ready_pending_ = false;
+  if (rd.hard_state) prev_hard_state_ = *rd.hard_state;
+  if (!rd.entries.empty()) log_.stable_to(rd.entries.back().index, rd.entries.back().term);
+  if (!rd.committed_entries.empty()) {
+    log_.applied_to(rd.committed_entries.back().index);
+    if (role_ == role::leader) {
+      for (const entry& e : rd.committed_entries) {
+        uncommitted_bytes_ -= std::min<std::uint64_t>(uncommitted_bytes_, e.payload.size());
+      }
+    }
+  }
+  if (role_ == role::leader) {
+    // The leader's own copy counts toward commit only now that it is durable.
+    if (progress_.at(opts_.id).maybe_update(log_.persisted_index()) && maybe_commit()) {
+      broadcast_append();
+    }
+  }
+}
+
+template <log_storage Storage>
+const class progress* core<Storage>::progress_of(node_id peer) const {
+  auto it = progress_.find(peer);
+  return it == progress_.end() ? nullptr : &it->second;
+}
+
+}  // namespace quorum::raft

@@ -1,0 +1,71 @@
+// The messages Raft nodes exchange. One flat struct for every kind (the fields a kind does not
+// use stay zero), which keeps codecs, simulators and fault injection simple. Plain values.
+#pragma once
+
+#include <quorum/raft/types.hpp>
+
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+namespace quorum::raft {
+
+/** Message kinds. Values are part of the wire format; never renumber. */
+enum class message_type : std::uint8_t {
+  /** Dissertation 9.6: "would you vote for me at term+1?"; changes nobody's term. */
+  pre_vote = 1,
+  pre_vote_response = 2,
+  /** Paper 5.2 RequestVote: index/log_term are the candidate's last entry. */
+  vote = 3,
+  vote_response = 4,
+  /** Paper 5.3 AppendEntries: index/log_term name the entry preceding `entries`. */
+  append = 5,
+  /** index is the follower's last matching index, or on reject the rejected prev index. */
+  append_response = 6,
+  /** Leader liveness and commit propagation; commit is capped at the follower's match. */
+  heartbeat = 7,
+  heartbeat_response = 8,
+};
+
+/** The highest valid message_type value; decoders refuse anything above it. */
+inline constexpr std::uint8_t max_message_type = 8;
+
+/** A readable name for a message kind. */
+inline std::string_view to_string(message_type t) noexcept {
+  switch (t) {
+    case message_type::pre_vote: return "pre_vote";
+    case message_type::pre_vote_response: return "pre_vote_response";
+    case message_type::vote: return "vote";
+    case message_type::vote_response: return "vote_response";
+    case message_type::append: return "append";
+    case message_type::append_response: return "append_response";
+    case message_type::heartbeat: return "heartbeat";
+    case message_type::heartbeat_response: return "heartbeat_response";
+  }
+  return "unknown";
+}
+
+/** One Raft message. */
+struct message {
+  message_type type = message_type::heartbeat;
+  node_id from = no_node;
+  node_id to = no_node;
+  /** The sender's term; for pre-votes (and granted pre-vote responses) the proposed term. */
+  term_t term = 0;
+  /** Votes: candidate's last index. Append: previous index. Append response: see type. */
+  index_t index = 0;
+  /** Votes: candidate's last term. Append: previous term. Reject: term of the hint entry. */
+  term_t log_term = 0;
+  /** Leader's commit index (append, heartbeat). */
+  index_t commit = 0;
+  /** Entries to append, contiguous from index + 1. */
+  std::vector<entry> entries;
+  /** Responses: the request was refused. */
+  bool reject = false;
+  /** Append reject: the follower's suggestion for the leader's next probe (with log_term). */
+  index_t reject_hint = 0;
+
+  friend bool operator==(const message&, const message&) = default;
+};
+
+}  // namespace quorum::raft

@@ -1,0 +1,74 @@
+// Options of one Raft core. Plain values; validated when a core is constructed.
+#pragma once
+
+#include <quorum/error.hpp>
+#include <quorum/raft/types.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <system_error>
+
+namespace quorum::raft {
+
+/** How one Raft core behaves. Times are in ticks; the host decides how long a tick is. */
+struct options {
+  /** This node's id: non-zero, unique in the group. */
+  node_id id = no_node;
+  /**
+   * Followers start an election after hearing nothing for a random number of ticks in
+   * [election_ticks, 2 * election_ticks). Must exceed heartbeat_ticks.
+   */
+  int election_ticks = 10;
+  /** The leader sends heartbeats every heartbeat_ticks ticks. */
+  int heartbeat_ticks = 1;
+  /** Seeds the generator of randomized election timeouts; the same seed replays exactly. */
+  std::uint64_t seed = 0;
+  /** Dissertation 9.6: ask "would you vote for me?" before disrupting anyone's term. */
+  bool pre_vote = true;
+  /**
+   * Dissertation 6.2: a leader that has not heard from a quorum for an election timeout
+   * steps down, and followers ignore vote requests while they hear from a leader.
+   */
+  bool check_quorum = true;
+  /** At most this many entries in one append message (>= 1). */
+  std::size_t max_entries_per_message = 256;
+  /** At most this many entry bytes in one append message (at least one entry is sent). */
+  std::uint64_t max_bytes_per_message = 1 << 20;
+  /** Pipelining window per follower: appends in flight (>= 1) ... */
+  std::size_t max_inflight_messages = 256;
+  /** ... and bytes in flight (>= 1). */
+  std::uint64_t max_inflight_bytes = 32 << 20;
+  /**
+   * Back-pressure: proposals are refused (errc::uncommitted_limit) while the leader holds more
+   * than this many payload bytes proposed but not committed. One proposal is always accepted
+   * when nothing is pending, however large. 0 disables the limit.
+   */
+  std::uint64_t max_uncommitted_bytes = 64 << 20;
+  /** At most this many entry bytes handed to the host to apply in one ready batch. */
+  std::uint64_t max_apply_bytes_per_ready = 16 << 20;
+};
+
+/**
+ * Checks `o`; returns errc::invalid_options and sets `what` to the field at fault and why, or
+ * returns no error.
+ */
+inline std::error_code validate(const options& o, std::string& what) {
+  what.clear();
+  if (o.id == no_node)
+    what = "options.id must be non-zero";
+  else if (o.heartbeat_ticks < 1)
+    what = "options.heartbeat_ticks must be at least 1";
+  else if (o.election_ticks <= o.heartbeat_ticks)
+    what = "options.election_ticks must exceed options.heartbeat_ticks";
+  else if (o.max_entries_per_message < 1)
+    what = "options.max_entries_per_message must be >= 1";
+  else if (o.max_inflight_messages < 1)
+    what = "options.max_inflight_messages must be >= 1";
+  else if (o.max_inflight_bytes < 1)
+    what = "options.max_inflight_bytes must be >= 1";
+  if (what.empty()) return {};
+  return errc::invalid_options;
+}
+
+}  // namespace quorum::raft

@@ -1,0 +1,46 @@
+// The batch of work the Raft core hands to its host, and the contract for handling it.
+// Plain values; moved out of the core by get_ready().
+#pragma once
+
+#include <quorum/raft/message.hpp>
+#include <quorum/raft/types.hpp>
+
+#include <optional>
+#include <vector>
+
+namespace quorum::raft {
+
+/** Role and leader as of a ready batch; present when either changed. */
+struct soft_state {
+  role current_role = role::follower;
+  node_id leader = no_node;
+
+  friend bool operator==(const soft_state&, const soft_state&) = default;
+};
+
+/**
+ * Work for the host. Handle it in this order, then call core::advance(ready):
+ *
+ * 1. `messages`: send now, even before persisting. These are the leader's appends and
+ *    heartbeats; a leader may write its own log in parallel with replicating it
+ *    (dissertation 10.2.1) because its own entry counts for commit only after advance().
+ * 2. `entries`: append to storage (truncating any existing suffix from the first one's index)
+ *    and `hard_state` (if set): write it. Then make both durable (fdatasync).
+ * 3. `persisted_messages`: send only after step 2 is durable. They vouch for it: votes granted,
+ *    appends acknowledged, terms adopted.
+ * 4. `committed_entries`: apply in order. They are already durable on this node.
+ * 5. call advance(ready) with this same batch.
+ *
+ * Between get_ready() and advance() the host may keep calling step(), tick() and propose();
+ * whatever they produce goes into the next batch. It must not call get_ready() again first.
+ */
+struct ready {
+  std::optional<raft::soft_state> soft_state;
+  std::optional<raft::hard_state> hard_state;
+  std::vector<entry> entries;
+  std::vector<message> messages;
+  std::vector<message> persisted_messages;
+  std::vector<entry> committed_entries;
+};
+
+}  // namespace quorum::raft

@@ -1,0 +1,40 @@
+// The quorum error category. Stateless; safe from any thread.
+#include <quorum/error.hpp>
+
+namespace quorum {
+namespace {
+
+class category final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "quorum"; }
+
+  std::string message(int value) const override {
+    switch (static_cast<errc>(value)) {
+      case errc::not_leader:
+        return "this node is not the leader; retry on the leader hint, or wait for an election";
+      case errc::uncommitted_limit:
+        return "too many bytes proposed but not committed; wait for commits, then retry";
+      case errc::compacted: return "the requested entries were compacted into a snapshot";
+      case errc::unavailable: return "the requested entries are not in storage";
+      case errc::wrong_recipient:
+        return "message addressed to another node; check the transport's routing";
+      case errc::malformed_message:
+        return "malformed message dropped (bad type, sender or entry indexes)";
+      case errc::invalid_options: return "invalid options; see the message for the field at fault";
+    }
+    return "unknown quorum error";
+  }
+};
+
+}  // namespace
+
+const std::error_category& error_category() noexcept {
+  static const category instance;
+  return instance;
+}
+
+std::error_code make_error_code(errc e) noexcept {
+  return {static_cast<int>(e), error_category()};
+}
+
+}  // namespace quorum
