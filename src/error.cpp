@@ -21,6 +21,10 @@ class category final : public std::error_category {
       case errc::malformed_message:
         return "malformed message dropped (bad type, sender or entry indexes)";
       case errc::invalid_options: return "invalid options; see the message for the field at fault";
+      case errc::io_error:
+        return "storage I/O failed; the node stopped: check the disk, then restart it";
+      case errc::corruption:
+        return "log damaged before its end (checksum mismatch); repair this node from its peers";
     }
     return "unknown quorum error";
   }

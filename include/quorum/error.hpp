@@ -24,6 +24,11 @@ enum class errc {
   malformed_message = 6,
   /** A configuration value is out of range; the message of the thrown error names it. */
   invalid_options = 7,
+  /** Storage failed to read, write or sync. The node stops; restart it once the disk is sound. */
+  io_error = 8,
+  /** A checksum failed before the end of the log: the log is damaged and the node stays out of
+   *  elections; repair it from its peers. */
+  corruption = 9,
 };
 
 /** The category of quorum::errc; its name is "quorum". */

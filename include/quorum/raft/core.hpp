@@ -18,6 +18,7 @@
 #include <map>
 #include <span>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 namespace quorum::raft {
@@ -82,6 +83,14 @@ class core {
   /** The host finished handling `rd` (persisted, sent, applied); see `ready`. */
   void advance(const ready& rd);
 
+  /**
+   * Takes the messages that may leave now (the leader's appends and heartbeats), at any time,
+   * also between get_ready() and advance(). A host that persists asynchronously calls this
+   * after each step/tick/propose so that replication never waits for the leader's own disk
+   * (dissertation 10.2.1). Messages that must wait for persistence are never returned here.
+   */
+  std::vector<message> take_messages() { return std::exchange(messages_, {}); }
+
   node_id id() const noexcept { return opts_.id; }
   role current_role() const noexcept { return role_; }
   term_t term() const noexcept { return term_; }
@@ -129,6 +138,7 @@ class core {
   void send_now(message m);
   void send_after_persist(message m);
   soft_state current_soft_state() const { return {role_, leader_}; }
+  bool mutated(mutation m) const noexcept { return opts_.test_mutation == m; }
 
   options opts_;
   const Storage* storage_;

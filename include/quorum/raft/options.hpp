@@ -11,6 +11,24 @@
 
 namespace quorum::raft {
 
+/**
+ * Deliberate bugs, for the library's own tests only: they prove that the simulator's checkers
+ * catch what they claim to. Never set one outside a test.
+ */
+enum class mutation : std::uint8_t {
+  none,
+  /** Commit an entry of an earlier term by counting replicas (breaks paper 5.4.2). */
+  commit_earlier_term,
+  /** Acknowledge appends before they are persisted (breaks principle 2). */
+  ack_before_persist,
+  /** Grant a vote to every candidate, even twice in one term (breaks paper 5.2). */
+  double_vote,
+  /** Count the leader's own entries before they are persisted. */
+  count_unpersisted_self,
+  /** Grant votes without the up-to-date log check (breaks paper 5.4.1). */
+  skip_log_check,
+};
+
 /** How one Raft core behaves. Times are in ticks; the host decides how long a tick is. */
 struct options {
   /** This node's id: non-zero, unique in the group. */
@@ -47,6 +65,8 @@ struct options {
   std::uint64_t max_uncommitted_bytes = 64 << 20;
   /** At most this many entry bytes handed to the host to apply in one ready batch. */
   std::uint64_t max_apply_bytes_per_ready = 16 << 20;
+  /** Test-only: a deliberate bug to switch on; see `mutation`. */
+  mutation test_mutation = mutation::none;
 };
 
 /**

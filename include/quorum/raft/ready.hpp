@@ -33,6 +33,8 @@ struct soft_state {
  *
  * Between get_ready() and advance() the host may keep calling step(), tick() and propose();
  * whatever they produce goes into the next batch. It must not call get_ready() again first.
+ * It may call take_messages() at any time to send the leader's new appends without waiting
+ * for the batch being persisted.
  */
 struct ready {
   std::optional<raft::soft_state> soft_state;

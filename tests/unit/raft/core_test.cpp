@@ -943,3 +943,26 @@ TEST_CASE("a follower whose entries were compacted away is marked as needing a s
   CHECK(c[1].progress_of(3)->is_paused());
   CHECK(c[1].current_role() == role::leader);
 }
+
+TEST_CASE("a leader's new appends can leave while its previous batch is being persisted",
+          "[raft][ready][dissertation-10.2.1]") {
+  test_cluster c(3);
+  c.elect(1);
+  REQUIRE_FALSE(c[1].propose(raft::shared_bytes("a")).error);
+  raft::ready first = c[1].get_ready();  // being persisted
+  REQUIRE_FALSE(c[1].propose(raft::shared_bytes("b")).error);
+  auto now = c[1].take_messages();
+  REQUIRE(take(now, message_type::append).size() == 2);
+  for (auto& m : now) {
+    REQUIRE(m.entries.size() == 1);
+    CHECK(m.entries[0].payload.to_string() == "b");
+  }
+  // Acknowledgements never come out of take_messages(): only leader traffic may skip the disk.
+  message append = msg(message_type::append, 1, 2, c[1].term());
+  append.index = c[2].log().last_index();
+  append.log_term = c[2].log().last_term();
+  REQUIRE_FALSE(c[2].step(append));
+  CHECK(c[2].take_messages().empty());
+  persist(c.storage(1), first);
+  c[1].advance(first);
+}

@@ -291,13 +291,13 @@ void core<Storage>::handle_vote_request(const message& m) {
   const bool pre = m.type == message_type::pre_vote;
   // Paper 5.2: at most one vote per term, first come first served (a repeat is re-granted).
   // A pre-vote for a future term binds nothing, so it may be granted whatever we voted.
-  const bool can_vote =
-      vote_ == m.from || (vote_ == no_node && leader_ == no_node) || (pre && m.term > term_);
+  const bool can_vote = vote_ == m.from || (vote_ == no_node && leader_ == no_node) ||
+                        (pre && m.term > term_) || mutated(mutation::double_vote);
   message r;
   r.type = pre ? message_type::pre_vote_response : message_type::vote_response;
   r.to = m.from;
   // Paper 5.4.1: only for a candidate whose log is at least as up to date as ours.
-  if (can_vote && log_.is_up_to_date(m.index, m.log_term)) {
+  if (can_vote && (log_.is_up_to_date(m.index, m.log_term) || mutated(mutation::skip_log_check))) {
     r.term = m.term;
     if (!pre) {
       election_elapsed_ = 0;
@@ -424,7 +424,11 @@ void core<Storage>::handle_append(const message& m) {
     r.log_term = log_.term_or_zero(hint);
   }
   // An acknowledgement vouches that the entries are durable here: it leaves after persisting.
-  send_after_persist(std::move(r));
+  if (mutated(mutation::ack_before_persist)) {
+    send_now(std::move(r));
+  } else {
+    send_after_persist(std::move(r));
+  }
 }
 
 template <log_storage Storage>
@@ -452,7 +456,8 @@ bool core<Storage>::maybe_commit() {
   const index_t candidate = matches[members_.quorum() - 1];
   // Paper 5.4.2: only an entry of the leader's current term is committed by counting replicas;
   // earlier entries are committed indirectly by it (Figure 8).
-  if (candidate > log_.committed() && log_.term_or_zero(candidate) == term_) {
+  if (candidate > log_.committed() &&
+      (log_.term_or_zero(candidate) == term_ || mutated(mutation::commit_earlier_term))) {
     log_.commit_to(candidate);
     return true;
   }
@@ -564,6 +569,9 @@ proposal_result core<Storage>::propose(std::span<const shared_bytes> payloads) {
   result.term = term_;
   result.first_index = log_.last_index() + 1;
   result.last_index = log_.append(batch);
+  if (mutated(mutation::count_unpersisted_self)) {
+    progress_.at(opts_.id).maybe_update(result.last_index);
+  }
   broadcast_append();
   return result;
 }
