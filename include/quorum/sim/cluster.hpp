@@ -1,0 +1,166 @@
+// The simulated cluster: Raft cores over simulated disks and a simulated network, each driven
+// by a host loop that persists asynchronously (the core keeps stepping while a batch is being
+// written), with crashes, restarts, pauses and clock skew. Runs any state machine; clients
+// submit commands and learn their outcome. Single-threaded, on the world's event queue.
+#pragma once
+
+#include <quorum/raft/core.hpp>
+#include <quorum/sim/checker.hpp>
+#include <quorum/sim/disk.hpp>
+#include <quorum/sim/network.hpp>
+#include <quorum/sim/world.hpp>
+
+#include <concepts>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace quorum::sim {
+
+/**
+ * What the simulator needs of a user's state machine: default-constructible (a restarted node
+ * starts empty and applies the log again from its start), and `apply` of one committed,
+ * non-empty entry returning the result a client sees.
+ */
+template <class T>
+concept state_machine = std::default_initializable<T> && requires(T& sm, const raft::entry& e) {
+  { sm.apply(e) } -> std::convertible_to<std::string>;
+};
+
+/** How a node is doing. */
+enum class node_status : std::uint8_t {
+  up,
+  paused,  // frozen: no ticks, no deliveries, no disk completions until resumed
+  down,    // crashed; restarts from its disk
+  failed,  // its disk is damaged beyond the tail: it stays out until repaired
+};
+
+/** The outcome a client receives for a submitted command. */
+struct outcome {
+  enum kind : std::uint8_t {
+    ok,       // committed and applied; `result` is the state machine's answer
+    refused,  // not accepted (not leader, back-pressure); certainly not applied
+    lost,     // accepted, then overwritten by another leader's entry; certainly not applied
+  };
+  kind status = refused;
+  std::string result;
+  raft::node_id leader_hint = raft::no_node;
+  raft::index_t index = 0;
+};
+
+/** Settings of a simulated cluster. */
+struct cluster_options {
+  std::size_t nodes = 3;
+  /** Applied to each node's raft::options (after id, seed and timing are set). */
+  std::function<void(raft::options&)> adjust;
+  int election_ticks = 10;
+  int heartbeat_ticks = 2;
+  /** Each node's tick lasts ticks * (1 +- skew), skew drawn once per node in [0, max). */
+  double max_clock_skew = 0;
+  /** A disk write plus sync takes a uniform time in this range (microticks). */
+  sim_time min_disk_latency = 5;
+  sim_time max_disk_latency = 60;
+  /** A client request or reply takes a uniform time in this range (microticks). */
+  sim_time min_client_latency = 5;
+  sim_time max_client_latency = 30;
+  disk_faults disk;
+  /** If set, receives one line per event (deliveries, role changes, persists, applies,
+   *  crashes): the readable trace of a replayed seed. */
+  std::function<void(const std::string&)> log;
+};
+
+/** A cluster of `options.nodes` nodes with ids 1..N, running StateMachine. */
+template <state_machine StateMachine>
+class cluster {
+ public:
+  using reply_handler = std::function<void(const outcome&)>;
+
+  /** All references must outlive the cluster. Nodes start up, as followers. */
+  cluster(event_queue& events, rng& random, trace_hash& trace, safety_checker& checker,
+          cluster_options options);
+
+  network& net() noexcept { return network_; }
+  const std::vector<raft::node_id>& ids() const noexcept { return ids_; }
+  const cluster_options& options() const noexcept { return options_; }
+
+  /** Power loss: the core and unsynced writes are gone; pending clients never hear back. */
+  void crash(raft::node_id id);
+  /** Restarts a crashed node from its disk; a damaged disk leaves it `failed`. */
+  void restart(raft::node_id id);
+  void pause(raft::node_id id);
+  void resume(raft::node_id id);
+  node_status status(raft::node_id id) const { return node_at(id).status; }
+  /** Multiplies the node's disk latency by `factor` (1 = normal): a stalling disk. */
+  void slow_disk(raft::node_id id, std::uint64_t factor) { node_at(id).disk_slowdown = factor; }
+  disk& disk_of(raft::node_id id) { return node_at(id).storage; }
+
+  /** Sends `command` to node `to`; `done` is called once if the node answers (never if it
+   *  crashes or the request is lost). */
+  void submit(raft::node_id to, raft::shared_bytes command, reply_handler done);
+
+  /** The node's core, or nullptr while it is not running. */
+  const raft::core<disk>* core_of(raft::node_id id) const { return node_at(id).raft.get(); }
+  /** A running leader of the highest term, or no_node. */
+  raft::node_id leader() const;
+  /** Called whenever a node becomes leader (once per node and term), after the checks. */
+  void on_new_leader(std::function<void(raft::node_id, raft::term_t)> observer) {
+    leader_observer_ = std::move(observer);
+  }
+  /** How many entries the node has applied since it last started. */
+  raft::index_t applied_index(raft::node_id id) const { return node_at(id).applied; }
+
+ private:
+  struct proposal {
+    raft::term_t term;
+    reply_handler done;
+  };
+  struct node {
+    explicit node(raft::membership members) : storage(std::move(members)) {}
+    raft::node_id id = raft::no_node;
+    disk storage;
+    std::unique_ptr<raft::core<disk>> raft;
+    StateMachine machine;
+    node_status status = node_status::up;
+    std::uint64_t generation = 0;
+    sim_time tick_length = ticks;
+    std::uint64_t disk_slowdown = 1;
+    std::optional<raft::ready> persisting;
+    std::map<raft::index_t, proposal> proposals;
+    std::vector<raft::message> held;
+    raft::index_t applied = 0;
+    raft::term_t observed_leader_term = 0;
+  };
+
+  node& node_at(raft::node_id id) { return *nodes_.at(id - 1); }
+  const node& node_at(raft::node_id id) const { return *nodes_.at(id - 1); }
+  void boot(node& n);
+  void schedule_tick(node& n);
+  void deliver(const raft::message& m);
+  void pump(node& n);
+  void finish_persist(node& n);
+  void apply(node& n, const raft::entry& e);
+  void observe(node& n);
+  void reply(reply_handler done, outcome result);
+  template <class... Args>
+  void log(const char* format, Args... args);
+  /** Runs `action` on a running node; a disk failure inside stops the node. */
+  template <class Action>
+  void guarded(node& n, Action&& action);
+
+  event_queue* events_;
+  rng* random_;
+  trace_hash* trace_;
+  safety_checker* checker_;
+  cluster_options options_;
+  std::vector<raft::node_id> ids_;
+  std::vector<std::unique_ptr<node>> nodes_;
+  network network_;
+  std::function<void(raft::node_id, raft::term_t)> leader_observer_;
+};
+
+}  // namespace quorum::sim
+
+#include <quorum/sim/impl/cluster.hpp>

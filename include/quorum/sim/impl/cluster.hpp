@@ -1,0 +1,332 @@
+// Template bodies of quorum::sim::cluster. Included from cluster.hpp only.
+#pragma once
+
+#include <algorithm>
+#include <cstdio>
+
+namespace quorum::sim {
+
+namespace detail_cluster {
+inline std::vector<raft::node_id> make_ids(std::size_t count) {
+  std::vector<raft::node_id> ids;
+  for (raft::node_id id = 1; id <= count; ++id) ids.push_back(id);
+  return ids;
+}
+}  // namespace detail_cluster
+
+template <state_machine StateMachine>
+cluster<StateMachine>::cluster(event_queue& events, rng& random, trace_hash& trace,
+                               safety_checker& checker, cluster_options options)
+    : events_(&events),
+      random_(&random),
+      trace_(&trace),
+      checker_(&checker),
+      options_(std::move(options)),
+      ids_(detail_cluster::make_ids(options_.nodes)),
+      network_(events, random, ids_, [this](const raft::message& m) { deliver(m); }) {
+  const raft::membership members{ids_};
+  for (raft::node_id id : ids_) {
+    auto n = std::make_unique<node>(members);
+    n->id = id;
+    n->storage.arm(random, options_.disk);
+    if (options_.max_clock_skew > 0) {
+      const auto spread = static_cast<std::uint64_t>(options_.max_clock_skew * ticks);
+      const auto drift = static_cast<sim_time>(random.between(0, 2 * spread));
+      n->tick_length = ticks - spread + drift;
+    }
+    nodes_.push_back(std::move(n));
+  }
+  for (auto& n : nodes_) boot(*n);
+}
+
+template <state_machine StateMachine>
+template <class... Args>
+void cluster<StateMachine>::log(const char* format, Args... args) {
+  if (!options_.log) return;
+  char line[256];
+  const int prefix =
+      std::snprintf(line, sizeof line, "%8llu ", static_cast<unsigned long long>(events_->now()));
+  std::snprintf(line + prefix, sizeof line - static_cast<std::size_t>(prefix), format, args...);
+  options_.log(line);
+}
+
+template <state_machine StateMachine>
+void cluster<StateMachine>::boot(node& n) {
+  raft::options o;
+  o.id = n.id;
+  o.seed = random_->next();
+  o.election_ticks = options_.election_ticks;
+  o.heartbeat_ticks = options_.heartbeat_ticks;
+  if (options_.adjust) options_.adjust(o);
+  n.raft = std::make_unique<raft::core<disk>>(n.storage, o);
+  n.machine = StateMachine{};
+  n.status = node_status::up;
+  n.applied = 0;
+  n.observed_leader_term = 0;
+  ++n.generation;
+  schedule_tick(n);
+}
+
+template <state_machine StateMachine>
+void cluster<StateMachine>::schedule_tick(node& n) {
+  const std::uint64_t generation = n.generation;
+  events_->after(n.tick_length, [this, &n, generation] {
+    if (n.generation != generation) return;
+    if (n.status == node_status::up) {
+      guarded(n, [&] { n.raft->tick(); });
+    }
+    if (n.generation == generation) schedule_tick(n);
+  });
+}
+
+template <state_machine StateMachine>
+template <class Action>
+void cluster<StateMachine>::guarded(node& n, Action&& action) {
+  try {
+    action();
+    pump(n);
+  } catch (const disk_failure& e) {
+    log("node %llu stops on a disk failure: %s", static_cast<unsigned long long>(n.id), e.what());
+    trace_->add("disk failure");
+    trace_->add(n.id);
+    crash(n.id);
+    if (e.code() == errc::corruption) n.status = node_status::failed;
+    return;
+  }
+  observe(n);
+}
+
+template <state_machine StateMachine>
+void cluster<StateMachine>::deliver(const raft::message& m) {
+  node& n = node_at(m.to);
+  switch (n.status) {
+    case node_status::down:
+    case node_status::failed: return;
+    case node_status::paused: n.held.push_back(m); return;
+    case node_status::up: break;
+  }
+  log("deliver %s %llu->%llu term %llu index %llu log_term %llu commit %llu entries %zu%s",
+      std::string(raft::to_string(m.type)).c_str(), static_cast<unsigned long long>(m.from),
+      static_cast<unsigned long long>(m.to), static_cast<unsigned long long>(m.term),
+      static_cast<unsigned long long>(m.index), static_cast<unsigned long long>(m.log_term),
+      static_cast<unsigned long long>(m.commit), m.entries.size(), m.reject ? " reject" : "");
+  trace_->add(static_cast<std::uint64_t>(m.type));
+  trace_->add(m.from * 1000 + m.to);
+  trace_->add(m.term);
+  trace_->add(m.index);
+  guarded(n, [&] {
+    if (auto ec = n.raft->step(m)) {
+      checker_->fail("node " + std::to_string(n.id) +
+                     " refused a message from the simulator: " + ec.message());
+    }
+  });
+}
+
+template <state_machine StateMachine>
+void cluster<StateMachine>::pump(node& n) {
+  if (n.status != node_status::up) return;
+  if (n.persisting) {
+    // The leader replicates while its own write is in flight.
+    for (const raft::message& m : n.raft->take_messages()) network_.send(m);
+    return;
+  }
+  if (!n.raft->has_ready()) return;
+  raft::ready rd = n.raft->get_ready();
+  if (rd.soft_state) {
+    log("node %llu is %s in term %llu", static_cast<unsigned long long>(n.id),
+        std::string(raft::to_string(rd.soft_state->current_role)).c_str(),
+        static_cast<unsigned long long>(n.raft->term()));
+  }
+  if (rd.hard_state || !rd.entries.empty()) {
+    log("node %llu writes hard state (term %llu vote %llu commit %llu) and %zu entries from %llu",
+        static_cast<unsigned long long>(n.id),
+        static_cast<unsigned long long>(n.raft->hard_state().term),
+        static_cast<unsigned long long>(n.raft->hard_state().vote),
+        static_cast<unsigned long long>(n.raft->hard_state().commit), rd.entries.size(),
+        static_cast<unsigned long long>(rd.entries.empty() ? 0 : rd.entries.front().index));
+  }
+  if (!rd.entries.empty()) {
+    checker_->on_entries(n.id, n.raft->log().term_or_zero(rd.entries.front().index - 1),
+                         rd.entries);
+  }
+  for (const raft::message& m : rd.messages) network_.send(m);
+  n.storage.append(rd.entries);
+  if (rd.hard_state) n.storage.set_hard_state(*rd.hard_state);
+  const bool must_sync = n.storage.has_unsynced();
+  n.persisting = std::move(rd);
+  if (!must_sync) {
+    finish_persist(n);
+    return;
+  }
+  const std::uint64_t generation = n.generation;
+  const sim_time latency =
+      n.disk_slowdown * random_->between(options_.min_disk_latency, options_.max_disk_latency);
+  events_->after(latency, [this, &n, generation] {
+    if (n.generation != generation) return;
+    guarded(n, [&] { finish_persist(n); });
+  });
+}
+
+template <state_machine StateMachine>
+void cluster<StateMachine>::finish_persist(node& n) {
+  if (n.status == node_status::paused) {
+    // A frozen process finishes its write when it runs again.
+    const std::uint64_t generation = n.generation;
+    events_->after(ticks, [this, &n, generation] {
+      if (n.generation == generation) guarded(n, [&] { finish_persist(n); });
+    });
+    return;
+  }
+  if (n.storage.sync()) {
+    // Principle 2: an fsync error stops the node; it is never retried and ignored.
+    log("node %llu stops on an fsync failure", static_cast<unsigned long long>(n.id));
+    trace_->add("fsync failure");
+    crash(n.id);
+    return;
+  }
+  raft::ready rd = std::move(*n.persisting);
+  n.persisting.reset();
+  for (const raft::message& m : rd.persisted_messages) network_.send(m);
+  for (const raft::entry& e : rd.committed_entries) apply(n, e);
+  n.raft->advance(rd);
+  pump(n);
+}
+
+template <state_machine StateMachine>
+void cluster<StateMachine>::apply(node& n, const raft::entry& e) {
+  log("node %llu applies index %llu term %llu", static_cast<unsigned long long>(n.id),
+      static_cast<unsigned long long>(e.index), static_cast<unsigned long long>(e.term));
+  checker_->on_apply(n.id, n.raft->term(), e);
+  n.applied = e.index;
+  trace_->add(n.id);
+  trace_->add(e.index);
+  std::string result;
+  if (!e.payload.empty()) result = n.machine.apply(e);
+  auto it = n.proposals.find(e.index);
+  if (it == n.proposals.end()) return;
+  proposal p = std::move(it->second);
+  n.proposals.erase(it);
+  outcome o;
+  o.index = e.index;
+  if (p.term == e.term) {
+    o.status = outcome::ok;
+    o.result = std::move(result);
+    checker_->on_acknowledged(e.index, e.term);
+  } else {
+    o.status = outcome::lost;  // another leader's entry took this index
+  }
+  reply(std::move(p.done), std::move(o));
+}
+
+template <state_machine StateMachine>
+void cluster<StateMachine>::observe(node& n) {
+  if (!n.raft || n.raft->current_role() != raft::role::leader) return;
+  const raft::term_t term = n.raft->term();
+  if (term == n.observed_leader_term) return;
+  n.observed_leader_term = term;
+  const auto* core = n.raft.get();
+  checker_->on_leader(n.id, term, [core](raft::index_t i) { return core->log().term_or_zero(i); });
+  if (leader_observer_) leader_observer_(n.id, term);
+}
+
+template <state_machine StateMachine>
+void cluster<StateMachine>::reply(reply_handler done, outcome result) {
+  const sim_time latency =
+      random_->between(options_.min_client_latency, options_.max_client_latency);
+  events_->after(latency, [done = std::move(done), result = std::move(result)] { done(result); });
+}
+
+template <state_machine StateMachine>
+void cluster<StateMachine>::submit(raft::node_id to, raft::shared_bytes command,
+                                   reply_handler done) {
+  const sim_time latency =
+      random_->between(options_.min_client_latency, options_.max_client_latency);
+  events_->after(latency, [this, to, command = std::move(command), done = std::move(done)] {
+    node& n = node_at(to);
+    if (n.status != node_status::up) return;  // the client will time out
+    guarded(n, [&] {
+      raft::proposal_result r = n.raft->propose(command);
+      if (r.error) {
+        outcome o;
+        o.status = outcome::refused;
+        o.leader_hint = r.leader_hint;
+        reply(done, std::move(o));
+        return;
+      }
+      n.proposals[r.first_index] = proposal{r.term, done};
+    });
+  });
+}
+
+template <state_machine StateMachine>
+void cluster<StateMachine>::crash(raft::node_id id) {
+  node& n = node_at(id);
+  if (n.status == node_status::down || n.status == node_status::failed) return;
+  log("node %llu crashes", static_cast<unsigned long long>(id));
+  trace_->add("crash");
+  trace_->add(id);
+  n.storage.crash();
+  n.raft.reset();
+  n.persisting.reset();
+  n.proposals.clear();
+  n.held.clear();
+  n.status = node_status::down;
+  ++n.generation;
+}
+
+template <state_machine StateMachine>
+void cluster<StateMachine>::restart(raft::node_id id) {
+  node& n = node_at(id);
+  if (n.status != node_status::down) return;
+  log("node %llu restarts", static_cast<unsigned long long>(id));
+  trace_->add("restart");
+  trace_->add(id);
+  if (auto ec = n.storage.recover()) {
+    log("node %llu cannot start: %s", static_cast<unsigned long long>(id), ec.message().c_str());
+    n.status = node_status::failed;  // damage before the tail: stays out until repaired
+    return;
+  }
+  boot(n);
+  const auto* core = n.raft.get();
+  checker_->on_restart(id, n.storage.durable_hard_state().commit,
+                       [core](raft::index_t i) { return core->log().term_or_zero(i); });
+  guarded(n, [] {});
+}
+
+template <state_machine StateMachine>
+void cluster<StateMachine>::pause(raft::node_id id) {
+  node& n = node_at(id);
+  log("node %llu pauses", static_cast<unsigned long long>(id));
+  if (n.status == node_status::up) n.status = node_status::paused;
+}
+
+template <state_machine StateMachine>
+void cluster<StateMachine>::resume(raft::node_id id) {
+  node& n = node_at(id);
+  if (n.status != node_status::paused) return;
+  log("node %llu resumes", static_cast<unsigned long long>(id));
+  n.status = node_status::up;
+  auto held = std::move(n.held);
+  n.held.clear();
+  for (const raft::message& m : held) {
+    if (n.status != node_status::up) break;
+    deliver(m);
+  }
+  if (n.status == node_status::up) guarded(n, [] {});
+}
+
+template <state_machine StateMachine>
+raft::node_id cluster<StateMachine>::leader() const {
+  raft::node_id best = raft::no_node;
+  raft::term_t best_term = 0;
+  for (const auto& n : nodes_) {
+    if (n->status == node_status::up && n->raft->current_role() == raft::role::leader &&
+        n->raft->term() >= best_term) {
+      best = n->id;
+      best_term = n->raft->term();
+    }
+  }
+  return best;
+}
+
+}  // namespace quorum::sim
