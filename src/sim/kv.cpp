@@ -171,17 +171,20 @@ void kv_simulation::on_timeout(client& c, std::uint64_t serial) {
   if (!c.busy || c.serial != serial) return;
   c.busy = false;
   if (log_) log_(std::to_string(events_.now()) + " client " + std::to_string(c.id) + " times out");
-  if (c.is_write) {
-    // The write may or may not take effect, at any time from now on.
-    register_op op;
-    op.invoked = c.invoked;
-    op.is_write = true;
-    op.value = c.value;
-    op.client = c.id;
-    history_.record(c.key, op);
-  }
+  if (c.is_write) record_unknown_write(c);
   c.target = next_node(c.target);
   next_op(c, 0);
+}
+
+void kv_simulation::record_unknown_write(const client& c) {
+  // The client never learned the outcome: the write may take effect at any time from its
+  // start on, or never.
+  register_op op;
+  op.invoked = c.invoked;
+  op.is_write = true;
+  op.value = c.value;
+  op.client = c.id;
+  history_.record(c.key, op);
 }
 
 raft::node_id kv_simulation::next_node(raft::node_id after) const {
@@ -215,14 +218,7 @@ std::optional<std::string> kv_simulation::verdict() {
   if (!checker_.ok()) return checker_.violation();
   // Writes still in flight may have taken effect (a read may even have seen them).
   for (client& c : clients_) {
-    if (c.busy && c.is_write) {
-      register_op op;
-      op.invoked = c.invoked;
-      op.is_write = true;
-      op.value = c.value;
-      op.client = c.id;
-      history_.record(c.key, op);
-    }
+    if (c.busy && c.is_write) record_unknown_write(c);
     c.busy = false;
   }
   return history_.check();

@@ -143,6 +143,7 @@ class kv_simulation {
   void on_timeout(client& c, std::uint64_t serial);
   void next_op(client& c, sim_time delay);
   raft::node_id next_node(raft::node_id after) const;
+  void record_unknown_write(const client& c);
 
   event_queue events_;
   rng random_;

@@ -1,18 +1,14 @@
 // Tests of memory_storage against the log_storage contract.
 #include <quorum/raft/memory_storage.hpp>
 
+#include "../../support/entries.hpp"
+
 #include <catch2/catch.hpp>
 
 using namespace quorum;
 using namespace quorum::raft;
 
-namespace {
-std::vector<entry> make(index_t first, std::initializer_list<term_t> terms) {
-  std::vector<entry> out;
-  for (term_t t : terms) out.push_back(entry{t, first++, shared_bytes("e")});
-  return out;
-}
-}  // namespace
+using quorum::test::make_entries;
 
 TEST_CASE("an empty store has first index 1, last index 0 and term 0 at index 0",
           "[storage][memory]") {
@@ -29,8 +25,8 @@ TEST_CASE("an empty store has first index 1, last index 0 and term 0 at index 0"
 
 TEST_CASE("appending over existing entries truncates the conflicting suffix", "[storage][memory]") {
   memory_storage s;
-  s.append(make(1, {1, 1, 1, 1}));
-  s.append(make(3, {2}));
+  s.append(make_entries(1, {1, 1, 1, 1}));
+  s.append(make_entries(3, {2}));
   CHECK(s.last_index() == 3);
   std::error_code ec;
   CHECK(s.term(3, ec) == 2);
@@ -39,7 +35,7 @@ TEST_CASE("appending over existing entries truncates the conflicting suffix", "[
 TEST_CASE("compaction keeps the term of the compaction point and refuses older reads",
           "[storage][memory]") {
   memory_storage s;
-  s.append(make(1, {1, 2, 3, 4}));
+  s.append(make_entries(1, {1, 2, 3, 4}));
   CHECK_FALSE(s.compact(2));
   CHECK(s.first_index() == 3);
   std::error_code ec;
@@ -56,7 +52,7 @@ TEST_CASE("compaction keeps the term of the compaction point and refuses older r
 
 TEST_CASE("reads stop at the byte budget but return at least one entry", "[storage][memory]") {
   memory_storage s;
-  s.append(make(1, {1, 1, 1}));
+  s.append(make_entries(1, {1, 1, 1}));
   std::error_code ec;
   CHECK(s.entries(1, 4, 0, ec).size() == 1);
   CHECK(s.entries(1, 4, 2 * entry_footprint(entry{1, 1, shared_bytes("e")}), ec).size() == 2);
