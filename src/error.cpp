@@ -23,6 +23,11 @@ class category final : public std::error_category {
       case errc::invalid_options: return "invalid options; see the message for the field at fault";
       case errc::io_error:
         return "storage I/O failed; the node stopped: check the disk, then restart it";
+      case errc::transfer_in_progress:
+        return "leadership is being transferred; retry on the new leader";
+      case errc::invalid_transfer_target: return "the transfer target is not a voter of this group";
+      case errc::read_not_confirmed:
+        return "the read could not be confirmed by a quorum (no leader, or leadership lost); retry";
       case errc::corruption:
         return "log damaged before its end (checksum mismatch); repair this node from its peers";
     }

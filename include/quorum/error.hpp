@@ -29,6 +29,12 @@ enum class errc {
   /** A checksum failed before the end of the log: the log is damaged and the node stays out of
    *  elections; repair it from its peers. */
   corruption = 9,
+  /** A leadership transfer is in progress; retry on the new leader once it completes. */
+  transfer_in_progress = 10,
+  /** A leadership transfer named a node that is not a voter of the group. */
+  invalid_transfer_target = 11,
+  /** A read could not be confirmed (leadership lost, or no leader known); retry. */
+  read_not_confirmed = 12,
 };
 
 /** The category of quorum::errc; its name is "quorum". */

@@ -29,6 +29,11 @@ std::string kv_state_machine::apply(const raft::entry& e) {
   return "bad command";
 }
 
+std::string kv_state_machine::query(const std::string& key) const {
+  auto it = values_.find(key);
+  return it == values_.end() ? "0" : it->second;
+}
+
 // ---- fault sets -------------------------------------------------------------------------------
 
 namespace {
@@ -42,7 +47,7 @@ constexpr fault_name fault_names[] = {
     {fault::drop, "drop"},   {fault::duplicate, "duplicate"}, {fault::reorder, "reorder"},
     {fault::clog, "clog"},   {fault::partition, "partition"}, {fault::swizzle, "swizzle"},
     {fault::crash, "crash"}, {fault::pause, "pause"},         {fault::disk, "disk"},
-    {fault::skew, "skew"},
+    {fault::skew, "skew"},   {fault::transfer, "transfer"},   {fault::read, "read"},
 };
 
 }  // namespace
@@ -120,11 +125,17 @@ void kv_simulation::issue(client& c) {
   c.value = c.is_write ? ++next_value_ : 0;
   const std::string command =
       c.is_write ? "W " + c.key + " " + std::to_string(c.value) : "R " + c.key;
-  if (log_)
+  const bool by_index = !c.is_write && reads_by_index_ && random_.chance(0.7);
+  if (log_) {
     log_(std::to_string(events_.now()) + " client " + std::to_string(c.id) + " sends '" + command +
-         "' to node " + std::to_string(c.target));
-  cluster_.submit(c.target, raft::shared_bytes(command),
-                  [this, &c, serial](const outcome& o) { on_reply(c, serial, o); });
+         "' to node " + std::to_string(c.target) + (by_index ? " as a read" : ""));
+  }
+  auto done = [this, &c, serial](const outcome& o) { on_reply(c, serial, o); };
+  if (by_index) {
+    cluster_.submit_read(c.target, c.key, std::move(done));
+  } else {
+    cluster_.submit(c.target, raft::shared_bytes(command), std::move(done));
+  }
   events_.after(client_timeout_, [this, &c, serial] { on_timeout(c, serial); });
 }
 
@@ -233,8 +244,8 @@ class fault_planner {
  public:
   fault_planner(kv_simulation& sim, const run_config& config)
       : sim_(sim), config_(config), random_(sim.random().fork()) {
-    for (fault f :
-         {fault::clog, fault::partition, fault::swizzle, fault::crash, fault::pause, fault::disk}) {
+    for (fault f : {fault::clog, fault::partition, fault::swizzle, fault::crash, fault::pause,
+                    fault::disk, fault::transfer}) {
       if (config.faults.has(f)) actions_.push_back(f);
     }
     for (fault f : {fault::partition, fault::crash, fault::pause}) {
@@ -463,6 +474,11 @@ class fault_planner {
         }
         break;
       }
+      case fault::transfer: {
+        const raft::node_id leader = nodes.leader();
+        if (leader != raft::no_node) nodes.transfer(leader, any_node());
+        break;
+      }
       default: break;
     }
     // Nodes stopped by disk errors come back after a while, as an operator would bring them.
@@ -500,10 +516,18 @@ cluster_options options_for(const run_config& config, rng& setup) {
   // on average, or no run could be live.
   o.heartbeat_ticks = static_cast<int>(setup.between(1, 3));
   o.election_ticks = static_cast<int>(setup.between(10, 20));
-  o.adjust = [batch, window, message_bytes, user = config.adjust](raft::options& r) {
+  // Lease reads on some seeds: the drift bound covers 5% clock skew over an election timeout
+  // plus one tick of rounding (dissertation 6.4.1).
+  const bool lease = config.faults.has(fault::read) && setup.chance(0.5);
+  const int drift = 1 + o.election_ticks / 5;
+  o.adjust = [batch, window, message_bytes, lease, drift, user = config.adjust](raft::options& r) {
     r.max_entries_per_message = batch;
     r.max_inflight_messages = window;
     r.max_bytes_per_message = message_bytes;
+    if (lease) {
+      r.read_mode = raft::read_mode::lease;
+      r.lease_drift_ticks = drift;
+    }
     if (user) user(r);
   };
   o.max_disk_latency = setup.chance(0.5) ? 60 : 200;
@@ -522,6 +546,7 @@ cluster_options options_for(const run_config& config, rng& setup) {
 run_result run_kv(const run_config& config) {
   rng setup(config.seed);
   kv_simulation sim(setup.next(), options_for(config, setup), config.clients, config.keys);
+  sim.use_read_index(config.faults.has(fault::read));
   network& net = sim.net();
   if (config.faults.has(fault::drop))
     net.faults.drop = static_cast<double>(setup.between(1, 10)) / 100;

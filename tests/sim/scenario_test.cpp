@@ -283,3 +283,60 @@ TEST_CASE("the simulator catches a leader that counts its own unpersisted entrie
     CHECK_FALSE(scenario(seed, raft::mutation::none).has_value());
   }
 }
+
+TEST_CASE("a deposed leader cut off in a minority serves no stale read",
+          "[sim][scenario][dissertation-6.4]") {
+  for (auto mode : {raft::read_mode::read_index, raft::read_mode::lease}) {
+    INFO("lease mode " << (mode == raft::read_mode::lease));
+    kv_simulation sim(15, quiet(5, [mode](raft::options& o) { o.read_mode = mode; }), 0, 4);
+    const node_id old_leader = await_leader(sim);
+    REQUIRE(old_leader != raft::no_node);
+    auto first = submit(sim, old_leader, "W x 1");
+    sim.run_until([&] { return first->answered; }, 100);
+    REQUIRE(first->result.status == outcome::ok);
+    const auto rest = others(sim, old_leader);
+    sim.net().split({old_leader, rest[0]});
+    const bool replaced = sim.run_until(
+        [&] {
+          const node_id now = sim.nodes().leader();
+          return now != raft::no_node && now != old_leader;
+        },
+        300);
+    REQUIRE(replaced);
+    auto second = submit(sim, sim.nodes().leader(), "W x 2");
+    sim.run_until([&] { return second->answered; }, 100);
+    REQUIRE(second->result.status == outcome::ok);
+    // Ask the old leader, and its follower, for x: "1" would be a stale read.
+    for (node_id asked : {old_leader, rest[0]}) {
+      auto read = std::make_shared<request>();
+      sim.nodes().submit_read(asked, "x", [read](const outcome& o) {
+        read->answered = true;
+        read->result = o;
+      });
+      sim.run_ticks(100);
+      CHECK_FALSE(
+          (read->answered && read->result.status == outcome::ok && read->result.result == "1"));
+    }
+    require_safe(sim);
+  }
+}
+
+TEST_CASE("leadership transfers under load lose no acknowledged write",
+          "[sim][scenario][dissertation-3.10]") {
+  kv_simulation sim(16, quiet(5), 3, 4);
+  sim.use_read_index(true);
+  sim.start_clients();
+  std::set<node_id> leaders;
+  for (int round = 0; round < 8; ++round) {
+    const node_id leader = await_leader(sim);
+    REQUIRE(leader != raft::no_node);
+    leaders.insert(leader);
+    sim.nodes().transfer(leader, leader % 5 + 1);
+    sim.run_ticks(60);
+  }
+  CHECK(leaders.size() >= 4);
+  const sim_time start = sim.events().now();
+  sim.run_ticks(100);
+  CHECK(sim.every_client_succeeded_since(start));
+  require_safe(sim);
+}

@@ -14,6 +14,7 @@
 #include <quorum/raft/storage.hpp>
 #include <quorum/raft/types.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <span>
@@ -74,6 +75,27 @@ class core {
   /** Starts an election now (with PreVote if enabled), as if the election timeout expired. */
   void campaign();
 
+  /**
+   * Requests a linearizable read (dissertation 6.4) identified by `context` (non-zero, unique
+   * among this node's reads in flight). On the leader: confirmed by a quorum heartbeat round,
+   * or at once under a valid lease (read_mode::lease). On a follower: forwarded to the leader.
+   * The answer arrives in a later ready batch's read_states: the index to wait for, or
+   * errc::read_not_confirmed (leadership lost). Returns errc::read_not_confirmed at once if no
+   * leader is known, errc::malformed_message for context 0.
+   */
+  std::error_code read_index(std::uint64_t context);
+
+  /**
+   * Hands leadership to the voter `target` (dissertation 3.10): brings it up to date, then
+   * tells it to campaign at once. Proposals are refused with errc::transfer_in_progress
+   * meanwhile; the transfer is abandoned after an election timeout. Fails with
+   * errc::not_leader or errc::invalid_transfer_target.
+   */
+  std::error_code transfer_leadership(node_id target);
+
+  /** The target of the leadership transfer in progress, or no_node. */
+  node_id transferee() const noexcept { return transferee_; }
+
   /** True if get_ready() would return work. */
   bool has_ready() const;
 
@@ -118,6 +140,20 @@ class core {
   void tick_election();
   void tick_heartbeat();
 
+  struct pending_read {
+    std::uint64_t context;
+    index_t index;
+    std::uint64_t round;
+    node_id requester;
+  };
+  void start_read_round();
+  void handle_read_request(std::uint64_t context, node_id requester);
+  void answer_read(std::uint64_t context, node_id requester, index_t index, bool confirmed);
+  void confirm_reads();
+  void fail_reads();
+  bool committed_in_term() const { return log_.term_or_zero(log_.committed()) == term_; }
+  void send_timeout_now(node_id to);
+
   void step_leader(const message& m);
   void step_candidate(const message& m);
   void step_follower(const message& m);
@@ -161,6 +197,32 @@ class core {
 
   std::vector<message> messages_;
   std::vector<message> persisted_messages_;
+  std::vector<read_state> read_states_;
+
+  // Logical time, in ticks since this core started: read rounds and leases are measured in it.
+  std::uint64_t ticks_ = 0;
+  // Leader: reads waiting for confirmation (in round order), reads waiting for the first commit
+  // of this term, the latest read round, each peer's latest acknowledged round, the start tick
+  // of rounds not yet confirmed, and the end of the lease.
+  std::vector<pending_read> reads_;
+  std::vector<pending_read> reads_before_commit_;
+  std::uint64_t read_round_ = 0;
+  std::map<node_id, std::uint64_t> acked_round_;
+  std::map<std::uint64_t, std::uint64_t> round_started_;
+  std::uint64_t lease_until_ = 0;
+  // Follower: reads forwarded to the leader and not yet answered.
+  std::vector<std::uint64_t> forwarded_reads_;
+  // With lease reads, a node refuses votes for one election timeout after it starts: it may
+  // have acknowledged a leader's lease just before it stopped.
+  std::uint64_t vote_quarantine_until_ = 0;
+
+  node_id transferee_ = no_node;
+  // A transfer campaign sets followers' leases aside, and a late timeout_now can start one
+  // after the transfer was abandoned: once a leader has tried a transfer, it serves no lease
+  // reads for the rest of its term.
+  bool transfer_tried_ = false;
+  int transfer_elapsed_ = 0;
+  bool campaign_for_transfer_ = false;
   raft::hard_state prev_hard_state_;
   soft_state prev_soft_state_;
   bool ready_pending_ = false;

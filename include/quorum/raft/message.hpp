@@ -25,10 +25,19 @@ enum class message_type : std::uint8_t {
   /** Leader liveness and commit propagation; commit is capped at the follower's match. */
   heartbeat = 7,
   heartbeat_response = 8,
+  /** A follower asks the leader for a read index; context identifies the read. */
+  read_index = 9,
+  /** The leader's answer: index to wait for (or reject); context echoes the request. */
+  read_index_response = 10,
+  /** Leadership transfer: the leader tells an up-to-date follower to campaign now. */
+  timeout_now = 11,
 };
 
 /** The highest valid message_type value; decoders refuse anything above it. */
-inline constexpr std::uint8_t max_message_type = 8;
+inline constexpr std::uint8_t max_message_type = 11;
+
+/** Vote context marking a campaign started by a leadership transfer (leases do not apply). */
+inline constexpr std::uint64_t campaign_transfer = 1;
 
 /** A readable name for a message kind. */
 inline std::string_view to_string(message_type t) noexcept {
@@ -41,6 +50,9 @@ inline std::string_view to_string(message_type t) noexcept {
     case message_type::append_response: return "append_response";
     case message_type::heartbeat: return "heartbeat";
     case message_type::heartbeat_response: return "heartbeat_response";
+    case message_type::read_index: return "read_index";
+    case message_type::read_index_response: return "read_index_response";
+    case message_type::timeout_now: return "timeout_now";
   }
   return "unknown";
 }
@@ -64,6 +76,9 @@ struct message {
   bool reject = false;
   /** Append reject: the follower's suggestion for the leader's next probe (with log_term). */
   index_t reject_hint = 0;
+  /** Heartbeats and their responses: the leader's read round. Read requests and responses:
+   *  the read's id. Votes: campaign_transfer for a transfer's campaign. */
+  std::uint64_t context = 0;
 
   friend bool operator==(const message&, const message&) = default;
 };

@@ -27,6 +27,20 @@ enum class mutation : std::uint8_t {
   count_unpersisted_self,
   /** Grant votes without the up-to-date log check (breaks paper 5.4.1). */
   skip_log_check,
+  /** Answer ReadIndex requests without confirming leadership (stale reads). */
+  unconfirmed_reads,
+};
+
+/** How the leader confirms it still leads before serving a read. */
+enum class read_mode : std::uint8_t {
+  /** One heartbeat round acknowledged by a quorum (dissertation 6.4). Safe under any clocks. */
+  read_index,
+  /**
+   * A lease (dissertation 6.4.1): no round while a quorum acknowledged the leader within the
+   * last election timeout minus `lease_drift_ticks`. Requires CheckQuorum and clocks whose
+   * rates differ by less than the drift bound.
+   */
+  lease,
 };
 
 /** How one Raft core behaves. Times are in ticks; the host decides how long a tick is. */
@@ -65,6 +79,10 @@ struct options {
   std::uint64_t max_uncommitted_bytes = 64 << 20;
   /** At most this many entry bytes handed to the host to apply in one ready batch. */
   std::uint64_t max_apply_bytes_per_ready = 16 << 20;
+  /** How reads are confirmed; see read_mode. */
+  raft::read_mode read_mode = raft::read_mode::read_index;
+  /** With read_mode::lease: ticks subtracted from the lease for clock-rate differences. */
+  int lease_drift_ticks = 2;
   /** Test-only: a deliberate bug to switch on; see `mutation`. */
   mutation test_mutation = mutation::none;
 };
@@ -87,6 +105,11 @@ inline std::error_code validate(const options& o, std::string& what) {
     what = "options.max_inflight_messages must be >= 1";
   else if (o.max_inflight_bytes < 1)
     what = "options.max_inflight_bytes must be >= 1";
+  else if (o.read_mode == read_mode::lease && !o.check_quorum)
+    what = "options.read_mode lease requires options.check_quorum";
+  else if (o.read_mode == read_mode::lease &&
+           (o.lease_drift_ticks < 1 || o.lease_drift_ticks >= o.election_ticks))
+    what = "options.lease_drift_ticks must be in [1, election_ticks) for lease reads";
   if (what.empty()) return {};
   return errc::invalid_options;
 }

@@ -6,6 +6,7 @@
 #include <quorum/raft/types.hpp>
 
 #include <optional>
+#include <system_error>
 #include <vector>
 
 namespace quorum::raft {
@@ -19,6 +20,17 @@ struct soft_state {
 };
 
 /**
+ * A read confirmed (or refused). Serve it once the state machine has applied `index`: the
+ * result then reflects every write committed before the read was requested (linearizable).
+ */
+struct read_state {
+  std::uint64_t context = 0;
+  index_t index = 0;
+  /** Set if the read could not be confirmed (errc::read_not_confirmed); index is 0 then. */
+  std::error_code error;
+};
+
+/**
  * Work for the host. Handle it in this order, then call core::advance(ready):
  *
  * 1. `messages`: send now, even before persisting. These are the leader's appends and
@@ -29,6 +41,7 @@ struct soft_state {
  * 3. `persisted_messages`: send only after step 2 is durable. They vouch for it: votes granted,
  *    appends acknowledged, terms adopted.
  * 4. `committed_entries`: apply in order. They are already durable on this node.
+ *    `read_states`: serve each read once applied up to its index (maybe in a later batch).
  * 5. call advance(ready) with this same batch.
  *
  * Between get_ready() and advance() the host may keep calling step(), tick() and propose();
@@ -43,6 +56,7 @@ struct ready {
   std::vector<message> messages;
   std::vector<message> persisted_messages;
   std::vector<entry> committed_entries;
+  std::vector<read_state> read_states;
 };
 
 }  // namespace quorum::raft

@@ -30,6 +30,12 @@ concept state_machine = std::default_initializable<T> && requires(T& sm, const r
   { sm.apply(e) } -> std::convertible_to<std::string>;
 };
 
+/** A state machine that also answers read-only queries (served by linearizable reads). */
+template <class T>
+concept queryable = state_machine<T> && requires(const T& sm, const std::string& q) {
+  { sm.query(q) } -> std::convertible_to<std::string>;
+};
+
 /** How a node is doing. */
 enum class node_status : std::uint8_t {
   up,
@@ -101,6 +107,17 @@ class cluster {
    *  crashes or the request is lost). */
   void submit(raft::node_id to, raft::shared_bytes command, reply_handler done);
 
+  /**
+   * Sends a read-only `query` to node `to`, served through a linearizable read (ReadIndex or
+   * lease, forwarded to the leader from a follower): `done` receives the state machine's
+   * answer once the node has applied up to the confirmed index, or `refused`.
+   */
+  void submit_read(raft::node_id to, std::string query,
+                   reply_handler done) requires queryable<StateMachine>;
+
+  /** Asks node `from`, if it leads, to hand leadership to `to`. */
+  void transfer(raft::node_id from, raft::node_id to);
+
   /** The node's core, or nullptr while it is not running. */
   const raft::core<disk>* core_of(raft::node_id id) const { return node_at(id).raft.get(); }
   /** A running leader of the highest term, or no_node. */
@@ -117,6 +134,12 @@ class cluster {
     raft::term_t term;
     reply_handler done;
   };
+  struct pending_read {
+    std::string query;
+    reply_handler done;
+    raft::index_t index = 0;
+    bool confirmed = false;
+  };
   struct node {
     explicit node(raft::membership members) : storage(std::move(members)) {}
     raft::node_id id = raft::no_node;
@@ -129,6 +152,8 @@ class cluster {
     std::uint64_t disk_slowdown = 1;
     std::optional<raft::ready> persisting;
     std::map<raft::index_t, proposal> proposals;
+    std::map<std::uint64_t, pending_read> reads;
+    std::uint64_t next_read = 0;
     std::vector<raft::message> held;
     raft::index_t applied = 0;
     raft::term_t observed_leader_term = 0;
@@ -143,6 +168,8 @@ class cluster {
   void finish_persist(node& n);
   void apply(node& n, const raft::entry& e);
   void observe(node& n);
+  void on_read_states(node& n, const std::vector<raft::read_state>& states);
+  void serve_reads(node& n);
   void reply(reply_handler done, outcome result);
   template <class... Args>
   void log(const char* format, Args... args);

@@ -23,6 +23,8 @@ namespace quorum::sim {
 class kv_state_machine {
  public:
   std::string apply(const raft::entry& e);
+  /** The value of key `key`, "0" if none (served by linearizable reads). */
+  std::string query(const std::string& key) const;
 
  private:
   std::map<std::string, std::string, std::less<>> values_;
@@ -36,11 +38,13 @@ enum class fault : std::uint32_t {
   clog = 1 << 3,       // links hold messages, then release them
   partition =
       1 << 4,  // halves, isolation, one-way links, partial (two nodes cut, both reach a third)
-  swizzle = 1 << 5,  // clog nodes one by one, unclog in random order
-  crash = 1 << 6,    // power loss (unsynced writes lost, torn tail), then restart
-  pause = 1 << 7,    // process frozen, then resumed
-  disk = 1 << 8,     // stalls, bit flips at rest, read errors, fsync errors
-  skew = 1 << 9,     // nodes' clocks tick at slightly different rates
+  swizzle = 1 << 5,    // clog nodes one by one, unclog in random order
+  crash = 1 << 6,      // power loss (unsynced writes lost, torn tail), then restart
+  pause = 1 << 7,      // process frozen, then resumed
+  disk = 1 << 8,       // stalls, bit flips at rest, read errors, fsync errors
+  skew = 1 << 9,       // nodes' clocks tick at slightly different rates
+  transfer = 1 << 10,  // the leader hands leadership to a random voter
+  read = 1 << 11,      // client reads use ReadIndex or leases, also on followers
 };
 
 /** A set of fault classes. */
@@ -104,6 +108,9 @@ class kv_simulation {
   cluster<kv_state_machine>& nodes() noexcept { return cluster_; }
   network& net() noexcept { return cluster_.net(); }
 
+  /** Client reads use read_index (on any node) instead of going through the log. */
+  void use_read_index(bool on) { reads_by_index_ = on; }
+
   /** Clients start issuing operations (one outstanding each). */
   void start_clients();
   /** Advances time by `n` ticks, stopping early on a safety violation. */
@@ -156,6 +163,7 @@ class kv_simulation {
   std::uint64_t next_value_ = 0;
   std::size_t succeeded_ = 0;
   sim_time client_timeout_;
+  bool reads_by_index_ = false;
   std::function<void(const std::string&)> log_;
 };
 

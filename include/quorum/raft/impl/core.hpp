@@ -24,12 +24,16 @@ core<Storage>::core(const Storage& storage, const options& opts)
   prev_hard_state_.commit = log_.committed();
   become_follower(term_, no_node);
   prev_soft_state_ = current_soft_state();
+  if (opts_.read_mode == read_mode::lease) {
+    vote_quarantine_until_ = static_cast<std::uint64_t>(opts_.election_ticks);
+  }
 }
 
 // ---- time -----------------------------------------------------------------------------------
 
 template <log_storage Storage>
 void core<Storage>::tick() {
+  ++ticks_;
   if (role_ == role::leader) {
     tick_heartbeat();
   } else {
@@ -59,9 +63,14 @@ void core<Storage>::tick_heartbeat() {
       return;
     }
   }
+  if (transferee_ != no_node && ++transfer_elapsed_ >= opts_.election_ticks) {
+    // Dissertation 3.10: a transfer that has not completed within an election timeout is
+    // abandoned, and the leader accepts proposals again.
+    transferee_ = no_node;
+  }
   if (heartbeat_elapsed_ >= opts_.heartbeat_ticks) {
     heartbeat_elapsed_ = 0;
-    broadcast_heartbeat();
+    start_read_round();
   }
 }
 
@@ -75,9 +84,16 @@ void core<Storage>::reset_randomized_timeout() {
 
 template <log_storage Storage>
 void core<Storage>::reset(term_t term) {
+  fail_reads();
+  transferee_ = no_node;
+  transfer_elapsed_ = 0;
+  lease_until_ = 0;
+  acked_round_.clear();
+  round_started_.clear();
   if (term != term_) {
     term_ = term;
     vote_ = no_node;
+    transfer_tried_ = false;
   }
   leader_ = no_node;
   election_elapsed_ = 0;
@@ -171,6 +187,7 @@ void core<Storage>::start_election(bool pre) {
     m.term = vote_term;
     m.index = log_.last_index();
     m.log_term = log_.last_term();
+    if (!pre && campaign_for_transfer_) m.context = campaign_transfer;
     // A candidate's request vouches for its own durable vote: it leaves after persisting.
     send_after_persist(std::move(m));
   }
@@ -192,6 +209,7 @@ int core<Storage>::tally(node_id from, bool granted) {
 
 template <log_storage Storage>
 bool core<Storage>::in_leader_lease() const {
+  if (ticks_ < vote_quarantine_until_) return true;
   return opts_.check_quorum && leader_ != no_node && election_elapsed_ < opts_.election_ticks;
 }
 
@@ -240,7 +258,7 @@ std::error_code core<Storage>::step(const message& m) {
 
   if (m.term > term_) {
     const bool vote_request = m.type == message_type::vote || m.type == message_type::pre_vote;
-    if (vote_request && in_leader_lease()) {
+    if (vote_request && m.context != campaign_transfer && in_leader_lease()) {
       // Dissertation 4.2.3: while a follower hears from a current leader it ignores vote
       // requests, so a removed or partitioned node cannot disrupt the group.
       return {};
@@ -275,6 +293,16 @@ std::error_code core<Storage>::step(const message& m) {
   switch (m.type) {
     case message_type::pre_vote:
     case message_type::vote: handle_vote_request(m); return {};
+    case message_type::read_index: handle_read_request(m.context, m.from); return {};
+    case message_type::read_index_response: {
+      auto it = std::find(forwarded_reads_.begin(), forwarded_reads_.end(), m.context);
+      if (it == forwarded_reads_.end()) return {};  // answered already, or failed
+      forwarded_reads_.erase(it);
+      read_state rs{m.context, m.reject ? 0 : m.index, {}};
+      if (m.reject) rs.error = errc::read_not_confirmed;
+      read_states_.push_back(rs);
+      return {};
+    }
     default: break;
   }
   switch (role_) {
@@ -320,11 +348,15 @@ void core<Storage>::step_leader(const message& m) {
       pr.recent_active = true;
       handle_append_response(m);
       break;
-    case message_type::heartbeat_response:
+    case message_type::heartbeat_response: {
       pr.recent_active = true;
       pr.heartbeat_answered();
+      std::uint64_t& acked = acked_round_[m.from];
+      acked = std::max(acked, m.context);
+      confirm_reads();
       if (pr.match() < log_.last_index()) send_append(m.from, true);
       break;
+    }
     default: break;  // votes and leader messages of our own term mean nothing to a leader
   }
 }
@@ -351,6 +383,7 @@ void core<Storage>::handle_append_response(const message& m) {
   } else if (was_paused) {
     send_append(m.from, true);
   }
+  if (m.from == transferee_ && pr.match() == log_.last_index()) send_timeout_now(m.from);
   // Pipeline: keep sending while the window has room and there is something to send.
   while (send_append(m.from, false)) {
   }
@@ -398,6 +431,15 @@ void core<Storage>::step_follower(const message& m) {
       leader_ = m.from;
       handle_heartbeat(m);
       break;
+    case message_type::timeout_now:
+      // Dissertation 3.10: the leader hands over; campaign at once, without PreVote, and
+      // mark the requests so that voters set their leases aside.
+      if (members_.contains(opts_.id)) {
+        campaign_for_transfer_ = true;
+        start_election(false);
+        campaign_for_transfer_ = false;
+      }
+      break;
     default: break;
   }
 }
@@ -438,6 +480,7 @@ void core<Storage>::handle_heartbeat(const message& m) {
   r.type = message_type::heartbeat_response;
   r.to = m.from;
   r.term = term_;
+  r.context = m.context;
   send_after_persist(std::move(r));
 }
 
@@ -459,6 +502,11 @@ bool core<Storage>::maybe_commit() {
   if (candidate > log_.committed() &&
       (log_.term_or_zero(candidate) == term_ || mutated(mutation::commit_earlier_term))) {
     log_.commit_to(candidate);
+    if (!reads_before_commit_.empty() && committed_in_term()) {
+      // Dissertation 6.4 step 1 is done: this leader's commit index is now current.
+      auto waiting = std::exchange(reads_before_commit_, {});
+      for (const pending_read& r : waiting) handle_read_request(r.context, r.requester);
+    }
     return true;
   }
   return false;
@@ -526,6 +574,7 @@ void core<Storage>::send_heartbeat(node_id to) {
   m.to = to;
   // Never tell a follower to commit past what it is known to hold.
   m.commit = std::min(pr.match(), log_.committed());
+  m.context = read_round_;
   send_now(std::move(m));
 }
 
@@ -551,6 +600,11 @@ proposal_result core<Storage>::propose(std::span<const shared_bytes> payloads) {
   if (role_ != role::leader) {
     result.error = errc::not_leader;
     result.leader_hint = leader_;
+    return result;
+  }
+  if (transferee_ != no_node) {
+    result.error = errc::transfer_in_progress;
+    result.leader_hint = transferee_;
     return result;
   }
   std::uint64_t bytes = 0;
@@ -580,9 +634,9 @@ proposal_result core<Storage>::propose(std::span<const shared_bytes> payloads) {
 
 template <log_storage Storage>
 bool core<Storage>::has_ready() const {
-  return !messages_.empty() || !persisted_messages_.empty() || !log_.unstable().empty() ||
-         hard_state() != prev_hard_state_ || current_soft_state() != prev_soft_state_ ||
-         log_.has_next_committed();
+  return !messages_.empty() || !persisted_messages_.empty() || !read_states_.empty() ||
+         !log_.unstable().empty() || hard_state() != prev_hard_state_ ||
+         current_soft_state() != prev_soft_state_ || log_.has_next_committed();
 }
 
 template <log_storage Storage>
@@ -600,6 +654,7 @@ ready core<Storage>::get_ready() {
   messages_.clear();
   persisted_messages_.clear();
   rd.committed_entries = log_.next_committed_entries(opts_.max_apply_bytes_per_ready);
+  rd.read_states = std::exchange(read_states_, {});
   ready_pending_ = true;
   return rd;
 }
@@ -624,6 +679,142 @@ void core<Storage>::advance(const ready& rd) {
       broadcast_append();
     }
   }
+}
+
+// ---- reads and transfers ----------------------------------------------------------------------
+
+template <log_storage Storage>
+std::error_code core<Storage>::read_index(std::uint64_t context) {
+  if (context == 0) return errc::malformed_message;
+  if (role_ == role::leader) {
+    handle_read_request(context, opts_.id);
+    return {};
+  }
+  if (leader_ == no_node) return errc::read_not_confirmed;
+  forwarded_reads_.push_back(context);
+  message m;
+  m.type = message_type::read_index;
+  m.to = leader_;
+  m.context = context;
+  send_after_persist(std::move(m));
+  return {};
+}
+
+template <log_storage Storage>
+void core<Storage>::handle_read_request(std::uint64_t context, node_id requester) {
+  if (role_ != role::leader) {
+    answer_read(context, requester, 0, false);
+    return;
+  }
+  if (mutated(mutation::unconfirmed_reads)) {
+    answer_read(context, requester, log_.committed(), true);
+    return;
+  }
+  if (!committed_in_term()) {
+    // Dissertation 6.4 step 1: until an entry of its own term commits, a new leader does not
+    // know the latest commit index.
+    reads_before_commit_.push_back({context, 0, 0, requester});
+    return;
+  }
+  const bool lease_valid =
+      opts_.read_mode == read_mode::lease && !transfer_tried_ && ticks_ < lease_until_;
+  if (lease_valid || members_.quorum() == 1) {
+    answer_read(context, requester, log_.committed(), true);
+    return;
+  }
+  // Dissertation 6.4 steps 2-3: the read waits for a heartbeat round that starts after it.
+  reads_.push_back({context, log_.committed(), read_round_ + 1, requester});
+  start_read_round();
+}
+
+template <log_storage Storage>
+void core<Storage>::start_read_round() {
+  ++read_round_;
+  round_started_[read_round_] = ticks_;
+  acked_round_[opts_.id] = read_round_;
+  broadcast_heartbeat();
+  confirm_reads();
+}
+
+template <log_storage Storage>
+void core<Storage>::confirm_reads() {
+  // The highest round a quorum of voters (this leader included) has acknowledged.
+  std::vector<std::uint64_t> rounds;
+  for (node_id voter : members_.voters) {
+    auto it = acked_round_.find(voter);
+    rounds.push_back(it == acked_round_.end() ? 0 : it->second);
+  }
+  std::sort(rounds.begin(), rounds.end(), std::greater<>());
+  const std::uint64_t confirmed = rounds[members_.quorum() - 1];
+  // Dissertation 6.4.1: followers that acknowledged a round started at tick T vote for nobody
+  // else before T + election timeout; the drift bound covers clocks that run at other rates.
+  for (auto it = round_started_.begin(); it != round_started_.end() && it->first <= confirmed;) {
+    const std::uint64_t end = it->second + static_cast<std::uint64_t>(opts_.election_ticks) -
+                              static_cast<std::uint64_t>(opts_.lease_drift_ticks);
+    lease_until_ = std::max(lease_until_, end);
+    it = round_started_.erase(it);
+  }
+  std::size_t done = 0;
+  while (done < reads_.size() && reads_[done].round <= confirmed) {
+    answer_read(reads_[done].context, reads_[done].requester, reads_[done].index, true);
+    ++done;
+  }
+  reads_.erase(reads_.begin(), reads_.begin() + static_cast<std::ptrdiff_t>(done));
+}
+
+template <log_storage Storage>
+void core<Storage>::answer_read(std::uint64_t context, node_id requester, index_t index,
+                                bool confirmed) {
+  if (requester == opts_.id) {
+    read_state rs{context, confirmed ? index : 0, {}};
+    if (!confirmed) rs.error = errc::read_not_confirmed;
+    read_states_.push_back(rs);
+    return;
+  }
+  message m;
+  m.type = message_type::read_index_response;
+  m.to = requester;
+  m.context = context;
+  m.index = index;
+  m.reject = !confirmed;
+  send_now(std::move(m));
+}
+
+template <log_storage Storage>
+void core<Storage>::fail_reads() {
+  for (const auto* list : {&reads_, &reads_before_commit_}) {
+    for (const pending_read& r : *list) answer_read(r.context, r.requester, 0, false);
+  }
+  reads_.clear();
+  reads_before_commit_.clear();
+  for (std::uint64_t context : forwarded_reads_) {
+    read_states_.push_back({context, 0, errc::read_not_confirmed});
+  }
+  forwarded_reads_.clear();
+}
+
+template <log_storage Storage>
+std::error_code core<Storage>::transfer_leadership(node_id target) {
+  if (role_ != role::leader) return errc::not_leader;
+  if (!members_.contains(target)) return errc::invalid_transfer_target;
+  if (target == opts_.id || target == transferee_) return {};
+  transferee_ = target;
+  transfer_elapsed_ = 0;
+  transfer_tried_ = true;  // the target may lead before any lease of ours would end
+  if (progress_.at(target).match() == log_.last_index()) {
+    send_timeout_now(target);
+  } else {
+    send_append(target, true);
+  }
+  return {};
+}
+
+template <log_storage Storage>
+void core<Storage>::send_timeout_now(node_id to) {
+  message m;
+  m.type = message_type::timeout_now;
+  m.to = to;
+  send_now(std::move(m));
 }
 
 template <log_storage Storage>

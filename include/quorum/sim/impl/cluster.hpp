@@ -188,6 +188,7 @@ void cluster<StateMachine>::finish_persist(node& n) {
   n.persisting.reset();
   for (const raft::message& m : rd.persisted_messages) network_.send(m);
   for (const raft::entry& e : rd.committed_entries) apply(n, e);
+  on_read_states(n, rd.read_states);
   n.raft->advance(rd);
   pump(n);
 }
@@ -259,6 +260,79 @@ void cluster<StateMachine>::submit(raft::node_id to, raft::shared_bytes command,
 }
 
 template <state_machine StateMachine>
+void cluster<StateMachine>::submit_read(raft::node_id to, std::string query,
+                                        reply_handler done) requires queryable<StateMachine> {
+  const sim_time latency =
+      random_->between(options_.min_client_latency, options_.max_client_latency);
+  events_->after(latency, [this, to, query = std::move(query), done = std::move(done)] {
+    node& n = node_at(to);
+    if (n.status != node_status::up) return;
+    guarded(n, [&] {
+      const std::uint64_t context = ++n.next_read;
+      if (n.raft->read_index(context)) {
+        outcome o;
+        o.status = outcome::refused;
+        o.leader_hint = n.raft->leader();
+        reply(done, std::move(o));
+        return;
+      }
+      n.reads[context] = pending_read{query, done};
+    });
+  });
+}
+
+template <state_machine StateMachine>
+void cluster<StateMachine>::on_read_states(node& n, const std::vector<raft::read_state>& states) {
+  for (const raft::read_state& rs : states) {
+    auto it = n.reads.find(rs.context);
+    if (it == n.reads.end()) continue;
+    if (rs.error) {
+      outcome o;
+      o.status = outcome::refused;
+      o.leader_hint = n.raft->leader();
+      reply(std::move(it->second.done), std::move(o));
+      n.reads.erase(it);
+      continue;
+    }
+    it->second.index = rs.index;
+    it->second.confirmed = true;
+  }
+  serve_reads(n);
+}
+
+template <state_machine StateMachine>
+void cluster<StateMachine>::serve_reads(node& n) {
+  if constexpr (queryable<StateMachine>) {
+    // Dissertation 6.4 step 4: answer once the state machine has caught up with the read index.
+    for (auto it = n.reads.begin(); it != n.reads.end();) {
+      if (!it->second.confirmed || it->second.index > n.applied) {
+        ++it;
+        continue;
+      }
+      log("node %llu serves read %llu at applied index %llu (read index %llu)",
+          static_cast<unsigned long long>(n.id), static_cast<unsigned long long>(it->first),
+          static_cast<unsigned long long>(n.applied),
+          static_cast<unsigned long long>(it->second.index));
+      outcome o;
+      o.status = outcome::ok;
+      o.index = it->second.index;
+      o.result = n.machine.query(it->second.query);
+      reply(std::move(it->second.done), std::move(o));
+      it = n.reads.erase(it);
+    }
+  }
+}
+
+template <state_machine StateMachine>
+void cluster<StateMachine>::transfer(raft::node_id from, raft::node_id to) {
+  node& n = node_at(from);
+  if (n.status != node_status::up || n.raft->current_role() != raft::role::leader) return;
+  log("node %llu transfers leadership to %llu", static_cast<unsigned long long>(from),
+      static_cast<unsigned long long>(to));
+  guarded(n, [&] { (void)n.raft->transfer_leadership(to); });
+}
+
+template <state_machine StateMachine>
 void cluster<StateMachine>::crash(raft::node_id id) {
   node& n = node_at(id);
   if (n.status == node_status::down || n.status == node_status::failed) return;
@@ -269,6 +343,7 @@ void cluster<StateMachine>::crash(raft::node_id id) {
   n.raft.reset();
   n.persisting.reset();
   n.proposals.clear();
+  n.reads.clear();
   n.held.clear();
   n.status = node_status::down;
   ++n.generation;
