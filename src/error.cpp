@@ -28,6 +28,12 @@ class category final : public std::error_category {
       case errc::invalid_transfer_target: return "the transfer target is not a voter of this group";
       case errc::read_not_confirmed:
         return "the read could not be confirmed by a quorum (no leader, or leadership lost); retry";
+      case errc::membership_change_in_progress:
+        return "a membership change is in flight; retry once it has committed";
+      case errc::invalid_membership:
+        return "invalid membership (no voters, a zero or repeated id, or a voter also learner)";
+      case errc::not_caught_up:
+        return "the learner is not caught up with the leader's log yet; promote it later";
       case errc::corruption:
         return "log damaged before its end (checksum mismatch); repair this node from its peers";
     }

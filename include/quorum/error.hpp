@@ -35,6 +35,12 @@ enum class errc {
   invalid_transfer_target = 11,
   /** A read could not be confirmed (leadership lost, or no leader known); retry. */
   read_not_confirmed = 12,
+  /** A membership change is still in flight; retry once it has committed. */
+  membership_change_in_progress = 13,
+  /** A proposed membership is invalid; the message of the thrown error, or `what`, says why. */
+  invalid_membership = 14,
+  /** A learner is not yet caught up with the leader's log; promote it later. */
+  not_caught_up = 15,
 };
 
 /** The category of quorum::errc; its name is "quorum". */

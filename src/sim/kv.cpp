@@ -44,10 +44,19 @@ struct fault_name {
 };
 
 constexpr fault_name fault_names[] = {
-    {fault::drop, "drop"},   {fault::duplicate, "duplicate"}, {fault::reorder, "reorder"},
-    {fault::clog, "clog"},   {fault::partition, "partition"}, {fault::swizzle, "swizzle"},
-    {fault::crash, "crash"}, {fault::pause, "pause"},         {fault::disk, "disk"},
-    {fault::skew, "skew"},   {fault::transfer, "transfer"},   {fault::read, "read"},
+    {fault::drop, "drop"},
+    {fault::duplicate, "duplicate"},
+    {fault::reorder, "reorder"},
+    {fault::clog, "clog"},
+    {fault::partition, "partition"},
+    {fault::swizzle, "swizzle"},
+    {fault::crash, "crash"},
+    {fault::pause, "pause"},
+    {fault::disk, "disk"},
+    {fault::skew, "skew"},
+    {fault::transfer, "transfer"},
+    {fault::read, "read"},
+    {fault::membership, "membership"},
 };
 
 }  // namespace
@@ -102,6 +111,7 @@ kv_simulation::kv_simulation(std::uint64_t seed, cluster_options options, std::s
     client c;
     c.id = i + 1;
     c.target = random_.pick(cluster_.ids());
+    c.cursor = c.target;
     clients_.push_back(c);
   }
 }
@@ -171,7 +181,12 @@ void kv_simulation::on_reply(client& c, std::uint64_t serial, const outcome& o) 
     }
     case outcome::refused:
       // Certainly not applied: nothing to record. Follow the hint, or try someone else.
-      c.target = o.leader_hint != raft::no_node ? o.leader_hint : next_node(c.target);
+      if (o.leader_hint != raft::no_node && o.leader_hint != c.target) {
+        c.target = o.leader_hint;
+      } else {
+        c.cursor = next_node(c.cursor);
+        c.target = c.cursor;
+      }
       next_op(c, random_.between(ticks / 2, 2 * ticks));
       return;
     case outcome::lost: next_op(c, random_.between(0, ticks)); return;
@@ -183,7 +198,8 @@ void kv_simulation::on_timeout(client& c, std::uint64_t serial) {
   c.busy = false;
   if (log_) log_(std::to_string(events_.now()) + " client " + std::to_string(c.id) + " times out");
   if (c.is_write) record_unknown_write(c);
-  c.target = next_node(c.target);
+  c.cursor = next_node(c.cursor);
+  c.target = c.cursor;
   next_op(c, 0);
 }
 
@@ -245,14 +261,18 @@ class fault_planner {
   fault_planner(kv_simulation& sim, const run_config& config)
       : sim_(sim), config_(config), random_(sim.random().fork()) {
     for (fault f : {fault::clog, fault::partition, fault::swizzle, fault::crash, fault::pause,
-                    fault::disk, fault::transfer}) {
+                    fault::disk, fault::transfer, fault::membership}) {
       if (config.faults.has(f)) actions_.push_back(f);
     }
     for (fault f : {fault::partition, fault::crash, fault::pause}) {
       if (config.faults.has(f)) leader_actions_.push_back(f);
     }
     const std::size_t n = sim.nodes().ids().size();
-    max_damaged_ = (n - 1) / 2;
+    // Damage at rest is permanent: keep it to a minority of the voters, which membership
+    // changes may shrink to three.
+    const std::size_t fewest_voters =
+        config.faults.has(fault::membership) ? std::min<std::size_t>(3, n) : n;
+    max_damaged_ = (fewest_voters - 1) / 2;
     strike_new_leader_ = static_cast<double>(random_.between(0, 30)) / 100;
   }
 
@@ -281,7 +301,10 @@ class fault_planner {
       const bool damaged = std::find(damaged_.begin(), damaged_.end(), id) != damaged_.end();
       if (nodes.status(id) != node_status::failed && !damaged) healthy.push_back(id);
     }
-    const std::size_t majority = nodes.ids().size() / 2 + 1;
+    // Which nodes a majority needs depends on the configuration once membership changes:
+    // then every sound node is healed.
+    const std::size_t majority =
+        config_.faults.has(fault::membership) ? healthy.size() : nodes.ids().size() / 2 + 1;
     std::vector<raft::node_id> chosen;
     while (chosen.size() < majority && !healthy.empty()) {
       const std::size_t at = static_cast<std::size_t>(random_.between(0, healthy.size() - 1));
@@ -292,6 +315,20 @@ class fault_planner {
       std::string line = std::to_string(sim_.events().now()) + " liveness phase: healing nodes";
       for (raft::node_id id : chosen) line += " " + std::to_string(id);
       config_.log(line);
+      auto list = [](const std::vector<raft::node_id>& ids) {
+        std::string out = "{";
+        for (raft::node_id id : ids) out += (out.size() > 1 ? "," : "") + std::to_string(id);
+        return out + "}";
+      };
+      for (raft::node_id id : nodes.ids()) {
+        const auto* core = nodes.core_of(id);
+        if (core == nullptr) continue;
+        const auto& m = core->members();
+        config_.log("  node " + std::to_string(id) + ": term " + std::to_string(core->term()) +
+                    " last " + std::to_string(core->log().last_index()) + " commit " +
+                    std::to_string(core->log().committed()) + " voters " + list(m.voters) +
+                    " outgoing " + list(m.voters_outgoing) + " learners " + list(m.learners));
+      }
     }
     network& net = sim_.net();
     net.faults.drop = 0;
@@ -348,6 +385,45 @@ class fault_planner {
       });
     });
     return true;
+  }
+
+  /**
+   * Asks the leader for one membership change: remove or demote a voter (keeping at least
+   * min(3, N)), add an outsider as learner, promote a learner, or drop a learner.
+   */
+  void change_members() {
+    auto& nodes = sim_.nodes();
+    const raft::node_id leader = nodes.leader();
+    if (leader == raft::no_node) return;
+    raft::membership target = nodes.core_of(leader)->members();
+    if (target.joint()) return;
+    const raft::node_id id = any_node();
+    const std::size_t min_voters = std::min<std::size_t>(3, nodes.ids().size());
+    if (!target.learners.empty() && random_.chance(0.3)) {
+      // Swap a voter for a learner in one change: the old and new majorities may then be
+      // disjoint, which only joint consensus makes safe.
+      const raft::node_id in = random_.pick(target.learners);
+      const raft::node_id out = random_.pick(target.voters);
+      std::erase(target.learners, in);
+      std::erase(target.voters, out);
+      target.voters.push_back(in);
+      target.learners.push_back(out);
+      nodes.change_membership(leader, target);
+      return;
+    }
+    const bool voter =
+        std::find(target.voters.begin(), target.voters.end(), id) != target.voters.end();
+    if (voter) {
+      if (target.voters.size() <= min_voters) return;
+      std::erase(target.voters, id);
+      if (random_.chance(0.5)) target.learners.push_back(id);  // demote, or remove outright
+    } else if (target.is_learner(id)) {
+      std::erase(target.learners, id);
+      if (random_.chance(0.7)) target.voters.push_back(id);  // promote, or remove
+    } else {
+      target.learners.push_back(id);
+    }
+    nodes.change_membership(leader, target);
   }
 
   /** Isolates, crashes or pauses `id` for a while. */
@@ -479,6 +555,7 @@ class fault_planner {
         if (leader != raft::no_node) nodes.transfer(leader, any_node());
         break;
       }
+      case fault::membership: change_members(); break;
       default: break;
     }
     // Nodes stopped by disk errors come back after a while, as an operator would bring them.

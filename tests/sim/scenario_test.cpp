@@ -340,3 +340,80 @@ TEST_CASE("leadership transfers under load lose no acknowledged write",
   CHECK(sim.every_client_succeeded_since(start));
   require_safe(sim);
 }
+
+TEST_CASE("a lease leader frozen past its lease serves no stale read once it resumes",
+          "[sim][scenario][dissertation-6.4.1]") {
+  // Found by quorum-sim: a paused leader whose tick count froze still trusted its lease. The
+  // host must deliver the ticks it missed (monotonic clock) before anything else.
+  kv_simulation sim(17, quiet(3, [](raft::options& o) { o.read_mode = raft::read_mode::lease; }), 0,
+                    4);
+  sim.run_ticks(15);  // past the start-up vote quarantine
+  const node_id old_leader = await_leader(sim);
+  REQUIRE(old_leader != raft::no_node);
+  auto first = submit(sim, old_leader, "W x 1");
+  sim.run_until([&] { return first->answered; }, 100);
+  REQUIRE(first->result.status == outcome::ok);
+  sim.nodes().pause(old_leader);
+  // Nothing reaches the old leader: only its own clock can tell it that its lease is over.
+  for (node_id id : others(sim, old_leader)) sim.net().block(id, old_leader);
+  const bool replaced = sim.run_until(
+      [&] {
+        const node_id now = sim.nodes().leader();
+        return now != raft::no_node && now != old_leader;
+      },
+      300);
+  REQUIRE(replaced);
+  auto second = submit(sim, sim.nodes().leader(), "W x 2");
+  sim.run_until([&] { return second->answered; }, 100);
+  REQUIRE(second->result.status == outcome::ok);
+  sim.nodes().resume(old_leader);
+  auto read = std::make_shared<request>();
+  sim.nodes().submit_read(old_leader, "x", [read](const outcome& o) {
+    read->answered = true;
+    read->result = o;
+  });
+  sim.run_ticks(100);
+  CHECK_FALSE((read->answered && read->result.status == outcome::ok && read->result.result == "1"));
+  require_safe(sim);
+}
+
+TEST_CASE("the leader crashes in the middle of a joint configuration; the group recovers",
+          "[sim][scenario][dissertation-4.3]") {
+  for (std::uint64_t seed : {21, 22, 23}) {
+    INFO("seed " << seed);
+    kv_simulation sim(seed, quiet(5), 3, 4);
+    sim.use_read_index(true);
+    sim.start_clients();
+    node_id leader = await_leader(sim);
+    REQUIRE(leader != raft::no_node);
+    // Voters 1, 2, 3 with learners 4 and 5; then replace two voters at once (joint consensus).
+    sim.nodes().change_membership(leader, {{1, 2, 3}, {}, {4, 5}});
+    sim.run_until([&] { return !sim.nodes().core_of(leader)->membership_change_in_flight(); }, 200);
+    sim.run_ticks(20);
+    // Refused while the learners are still catching up: ask again until accepted.
+    bool joint = false;
+    for (int attempt = 0; attempt < 20 && !joint; ++attempt) {
+      sim.run_ticks(5);
+      leader = await_leader(sim);
+      REQUIRE(leader != raft::no_node);
+      sim.nodes().change_membership(leader, {{3, 4, 5}, {}, {1, 2}});
+      joint = sim.nodes().core_of(leader)->members().joint();
+    }
+    REQUIRE(joint);
+    sim.run_ticks(1);
+    sim.nodes().crash(leader);
+    sim.run_ticks(100);
+    sim.nodes().restart(leader);
+    const bool settled = sim.run_until(
+        [&] {
+          const node_id now = sim.nodes().leader();
+          return now != raft::no_node && !sim.nodes().core_of(now)->membership_change_in_flight();
+        },
+        500);
+    CHECK(settled);
+    const sim_time start = sim.events().now();
+    sim.run_ticks(200);
+    CHECK(sim.every_client_succeeded_since(start));
+    require_safe(sim);
+  }
+}

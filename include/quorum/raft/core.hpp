@@ -93,6 +93,20 @@ class core {
    */
   std::error_code transfer_leadership(node_id target);
 
+  /**
+   * Changes the group's membership to `target` (voters and learners; no outgoing voters). A
+   * change of voters goes through joint consensus (dissertation 4.3): the leader appends the
+   * joint configuration, and once it commits, the new one, on its own. Learner-only changes
+   * take one step. New voters must be learners caught up within options.max_promotion_lag.
+   * A leader that is not a voter of the new configuration steps down once it commits. Fails
+   * with errc::not_leader, errc::transfer_in_progress, errc::invalid_membership,
+   * errc::membership_change_in_progress (one change at a time) or errc::not_caught_up.
+   */
+  std::error_code change_membership(const membership& target);
+
+  /** True while a configuration entry is uncommitted or the group is in joint consensus. */
+  bool membership_change_in_flight() const { return config_in_flight() || members_.joint(); }
+
   /** The target of the leadership transfer in progress, or no_node. */
   node_id transferee() const noexcept { return transferee_; }
 
@@ -154,6 +168,21 @@ class core {
   bool committed_in_term() const { return log_.term_or_zero(log_.committed()) == term_; }
   void send_timeout_now(node_id to);
 
+  struct config_record {
+    index_t index;
+    term_t term;
+    membership members;
+  };
+  void record_configs(std::span<const entry> entries);
+  void refresh_members();
+  void on_members_changed();
+  void after_commit();
+  void propose_config(const membership& m);
+  void maybe_promote(node_id learner);
+  index_t config_index() const { return configs_.empty() ? 0 : configs_.back().index; }
+  bool config_in_flight() const { return config_index() > log_.committed(); }
+  bool promotable() const;
+
   void step_leader(const message& m);
   void step_candidate(const message& m);
   void step_follower(const message& m);
@@ -179,7 +208,11 @@ class core {
   options opts_;
   const Storage* storage_;
   raft_log<Storage> log_;
+  // The latest configuration in the log, committed or not (dissertation 4.1); configs_ holds
+  // the configuration entries still in the log above base_members_, which storage gave.
   membership members_;
+  membership base_members_;
+  std::vector<config_record> configs_;
   detail::splitmix64 random_;
 
   role role_ = role::follower;

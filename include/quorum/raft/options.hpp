@@ -29,6 +29,10 @@ enum class mutation : std::uint8_t {
   skip_log_check,
   /** Answer ReadIndex requests without confirming leadership (stale reads). */
   unconfirmed_reads,
+  /** Propose the new configuration before the joint one has committed (breaks 4.3). */
+  leave_joint_early,
+  /** Count a learner's vote in elections. */
+  learner_votes,
 };
 
 /** How the leader confirms it still leads before serving a read. */
@@ -38,7 +42,10 @@ enum class read_mode : std::uint8_t {
   /**
    * A lease (dissertation 6.4.1): no round while a quorum acknowledged the leader within the
    * last election timeout minus `lease_drift_ticks`. Requires CheckQuorum and clocks whose
-   * rates differ by less than the drift bound.
+   * rates differ by less than the drift bound, and a host whose ticks follow a monotonic
+   * clock: after any stall (a pause, a slow handler) it must deliver the ticks it missed
+   * before it steps a message or asks for a read. Otherwise a leader that was frozen still
+   * believes in a lease that ended long ago and serves stale reads.
    */
   lease,
 };
@@ -79,6 +86,10 @@ struct options {
   std::uint64_t max_uncommitted_bytes = 64 << 20;
   /** At most this many entry bytes handed to the host to apply in one ready batch. */
   std::uint64_t max_apply_bytes_per_ready = 16 << 20;
+  /** A learner may become a voter once at most this many entries behind the leader's log. */
+  std::uint64_t max_promotion_lag = 0;
+  /** The leader promotes a learner to voter on its own once it is caught up (see above). */
+  bool auto_promote_learners = false;
   /** How reads are confirmed; see read_mode. */
   raft::read_mode read_mode = raft::read_mode::read_index;
   /** With read_mode::lease: ticks subtracted from the lease for clock-rate differences. */

@@ -6,10 +6,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 namespace quorum::raft {
@@ -68,10 +71,17 @@ class shared_bytes {
  * One log entry. An entry with an empty payload at the start of a term is the leader's no-op
  * (Raft paper 5.4.2 / 8): it lets a new leader commit the entries of earlier terms.
  */
+enum class entry_type : std::uint8_t {
+  normal = 0,
+  /** The payload is an encoded membership (see encode_membership). */
+  config = 1,
+};
+
 struct entry {
   term_t term = 0;
   index_t index = 0;
   shared_bytes payload;
+  entry_type type = entry_type::normal;
 
   friend bool operator==(const entry&, const entry&) = default;
 };
@@ -93,18 +103,97 @@ struct hard_state {
   friend bool operator==(const hard_state&, const hard_state&) = default;
 };
 
-/** The voting members of a group. Order is irrelevant; ids are unique and non-zero. */
+/**
+ * The members of a group: voters, and during joint consensus (dissertation 4.3) also the
+ * outgoing voters, whose majority must agree too; learners receive the log but never vote or
+ * count toward commit. Order is irrelevant; ids are non-zero and unique within each list.
+ */
 struct membership {
   std::vector<node_id> voters;
+  /** Non-empty only in a joint configuration: the voters being replaced. */
+  std::vector<node_id> voters_outgoing = {};
+  std::vector<node_id> learners = {};
 
-  bool contains(node_id id) const noexcept {
-    return std::find(voters.begin(), voters.end(), id) != voters.end();
-  }
-  /** Votes (or matching replicas) needed for a decision: a strict majority. */
+  bool joint() const noexcept { return !voters_outgoing.empty(); }
+  bool is_voter(node_id id) const noexcept { return has(voters, id) || has(voters_outgoing, id); }
+  bool is_learner(node_id id) const noexcept { return has(learners, id); }
+  /** A voter of either configuration, or a learner. */
+  bool contains(node_id id) const noexcept { return is_voter(id) || is_learner(id); }
+  /** Votes (or matching replicas) needed for a decision among `voters`: a strict majority. */
   std::size_t quorum() const noexcept { return voters.size() / 2 + 1; }
 
+  /** Every member, voter or learner, once each. */
+  std::vector<node_id> all() const {
+    std::vector<node_id> out = voters;
+    for (const auto* list : {&voters_outgoing, &learners}) {
+      for (node_id id : *list) {
+        if (!has(out, id)) out.push_back(id);
+      }
+    }
+    return out;
+  }
+
+  /**
+   * The highest value that a majority of the voters hold, and during joint consensus also a
+   * majority of the outgoing voters (the lower of the two). `value_of(id)` gives each voter's
+   * value (a match index, an acknowledged round, 1 for active).
+   */
+  template <class ValueOf>
+  std::uint64_t majority_value(ValueOf value_of) const {
+    const std::uint64_t incoming = majority_of(voters, value_of);
+    return joint() ? std::min(incoming, majority_of(voters_outgoing, value_of)) : incoming;
+  }
+
+  /**
+   * An election's outcome: +1 won (a majority of each configuration granted), -1 lost (some
+   * configuration's majority is out of reach), 0 undecided. `vote_of(id)` returns 1 granted,
+   * -1 refused, 0 not yet answered.
+   */
+  template <class VoteOf>
+  int vote_result(VoteOf vote_of) const {
+    const int incoming = result_of(voters, vote_of);
+    if (!joint()) return incoming;
+    const int outgoing = result_of(voters_outgoing, vote_of);
+    if (incoming < 0 || outgoing < 0) return -1;
+    return incoming > 0 && outgoing > 0 ? 1 : 0;
+  }
+
   friend bool operator==(const membership&, const membership&) = default;
+
+ private:
+  static bool has(const std::vector<node_id>& list, node_id id) noexcept {
+    return std::find(list.begin(), list.end(), id) != list.end();
+  }
+  template <class ValueOf>
+  static std::uint64_t majority_of(const std::vector<node_id>& set, ValueOf value_of) {
+    std::vector<std::uint64_t> values;
+    values.reserve(set.size());
+    for (node_id id : set) values.push_back(value_of(id));
+    std::sort(values.begin(), values.end(), std::greater<>());
+    return values.empty() ? 0 : values[set.size() / 2];
+  }
+  template <class VoteOf>
+  static int result_of(const std::vector<node_id>& set, VoteOf vote_of) {
+    std::size_t yes = 0;
+    std::size_t no = 0;
+    for (node_id id : set) {
+      const int v = vote_of(id);
+      yes += v > 0 ? 1 : 0;
+      no += v < 0 ? 1 : 0;
+    }
+    const std::size_t needed = set.size() / 2 + 1;
+    if (yes >= needed) return 1;
+    if (no > set.size() - needed) return -1;
+    return 0;
+  }
 };
+
+/** Encodes a membership as a configuration entry's payload. */
+shared_bytes encode_membership(const membership& m);
+/** Decodes a configuration entry's payload; nothing if the bytes are malformed. */
+std::optional<membership> decode_membership(std::span<const std::byte> bytes);
+/** Checks a membership a user proposes; sets `what` and returns errc::invalid_membership. */
+std::error_code validate(const membership& m, std::string& what);
 
 /** What a node finds in its storage when it starts. */
 struct initial_state {

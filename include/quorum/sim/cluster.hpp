@@ -118,6 +118,9 @@ class cluster {
   /** Asks node `from`, if it leads, to hand leadership to `to`. */
   void transfer(raft::node_id from, raft::node_id to);
 
+  /** Asks node `leader`, if it leads, to change the membership to `target`. */
+  void change_membership(raft::node_id leader, const raft::membership& target);
+
   /** The node's core, or nullptr while it is not running. */
   const raft::core<disk>* core_of(raft::node_id id) const { return node_at(id).raft.get(); }
   /** A running leader of the highest term, or no_node. */
@@ -150,6 +153,7 @@ class cluster {
     std::uint64_t generation = 0;
     sim_time tick_length = ticks;
     std::uint64_t disk_slowdown = 1;
+    std::uint64_t missed_ticks = 0;
     std::optional<raft::ready> persisting;
     std::map<raft::index_t, proposal> proposals;
     std::map<std::uint64_t, pending_read> reads;

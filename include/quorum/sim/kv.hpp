@@ -38,13 +38,14 @@ enum class fault : std::uint32_t {
   clog = 1 << 3,       // links hold messages, then release them
   partition =
       1 << 4,  // halves, isolation, one-way links, partial (two nodes cut, both reach a third)
-  swizzle = 1 << 5,    // clog nodes one by one, unclog in random order
-  crash = 1 << 6,      // power loss (unsynced writes lost, torn tail), then restart
-  pause = 1 << 7,      // process frozen, then resumed
-  disk = 1 << 8,       // stalls, bit flips at rest, read errors, fsync errors
-  skew = 1 << 9,       // nodes' clocks tick at slightly different rates
-  transfer = 1 << 10,  // the leader hands leadership to a random voter
-  read = 1 << 11,      // client reads use ReadIndex or leases, also on followers
+  swizzle = 1 << 5,      // clog nodes one by one, unclog in random order
+  crash = 1 << 6,        // power loss (unsynced writes lost, torn tail), then restart
+  pause = 1 << 7,        // process frozen, then resumed
+  disk = 1 << 8,         // stalls, bit flips at rest, read errors, fsync errors
+  skew = 1 << 9,         // nodes' clocks tick at slightly different rates
+  transfer = 1 << 10,    // the leader hands leadership to a random voter
+  read = 1 << 11,        // client reads use ReadIndex or leases, also on followers
+  membership = 1 << 12,  // voters removed and demoted, learners added and promoted
 };
 
 /** A set of fault classes. */
@@ -136,6 +137,9 @@ class kv_simulation {
   struct client {
     std::uint64_t id = 0;
     raft::node_id target = 1;
+    // Where the client is in its list of nodes: advanced on timeouts and refusals without a
+    // hint. Hints are followed once and do not move it, so a stale hint cannot trap a client.
+    raft::node_id cursor = 1;
     bool busy = false;
     std::uint64_t serial = 0;
     sim_time invoked = 0;

@@ -17,7 +17,16 @@ core<Storage>::core(const Storage& storage, const options& opts)
   std::string what;
   if (auto ec = validate(opts, what)) throw std::system_error(ec, what);
   const initial_state init = storage.initial_state();
+  base_members_ = init.members;
   members_ = init.members;
+  // The configuration in force is the latest in the log: scan for configuration entries.
+  for (index_t next = log_.first_index(); next <= log_.last_index();) {
+    std::error_code ec;
+    auto batch = log_.entries_from(next, 4096, std::uint64_t{64} << 20, ec);
+    if (ec || batch.empty()) break;
+    next = batch.back().index + 1;
+    record_configs(batch);
+  }
   term_ = init.hard.term;
   vote_ = init.hard.vote;
   prev_hard_state_ = init.hard;
@@ -44,7 +53,7 @@ void core<Storage>::tick() {
 template <log_storage Storage>
 void core<Storage>::tick_election() {
   ++election_elapsed_;
-  if (election_elapsed_ >= randomized_timeout_ && members_.contains(opts_.id)) {
+  if (election_elapsed_ >= randomized_timeout_ && promotable()) {
     election_elapsed_ = 0;
     campaign();
   }
@@ -135,7 +144,11 @@ void core<Storage>::become_leader() {
   role_ = role::leader;
   leader_ = opts_.id;
   const index_t last = log_.last_index();
-  for (node_id peer : members_.voters) {
+  auto tracked = members_.all();
+  // A leader outside its own uncommitted configuration (it is removing itself) still tracks
+  // its own log.
+  if (!members_.contains(opts_.id)) tracked.push_back(opts_.id);
+  for (node_id peer : tracked) {
     auto [it, inserted] = progress_.try_emplace(peer, last + 1, opts_.max_inflight_messages,
                                                 opts_.max_inflight_bytes);
     if (peer == opts_.id) {
@@ -153,7 +166,7 @@ void core<Storage>::become_leader() {
 
 template <log_storage Storage>
 void core<Storage>::campaign() {
-  if (role_ == role::leader || !members_.contains(opts_.id)) return;
+  if (role_ == role::leader || !promotable()) return;
   start_election(opts_.pre_vote);
 }
 
@@ -179,8 +192,9 @@ void core<Storage>::start_election(bool pre) {
     }
     return;
   }
-  for (node_id peer : members_.voters) {
+  for (node_id peer : members_.all()) {
     if (peer == opts_.id) continue;
+    if (!members_.is_voter(peer) && !mutated(mutation::learner_votes)) continue;
     message m;
     m.type = type;
     m.to = peer;
@@ -196,15 +210,15 @@ void core<Storage>::start_election(bool pre) {
 template <log_storage Storage>
 int core<Storage>::tally(node_id from, bool granted) {
   votes_.try_emplace(from, granted);
-  std::size_t yes = 0;
-  std::size_t no = 0;
-  for (const auto& [voter, vote] : votes_) {
-    if (!members_.contains(voter)) continue;
-    (vote ? yes : no) += 1;
+  // Only this configuration's voters count; a learner's vote never does.
+  membership counted = members_;
+  if (mutated(mutation::learner_votes)) {
+    counted.voters.insert(counted.voters.end(), counted.learners.begin(), counted.learners.end());
   }
-  if (yes >= members_.quorum()) return 1;
-  if (no > members_.voters.size() - members_.quorum()) return -1;
-  return 0;
+  return counted.vote_result([this](node_id voter) {
+    auto it = votes_.find(voter);
+    return it == votes_.end() ? 0 : (it->second ? 1 : -1);
+  });
 }
 
 template <log_storage Storage>
@@ -215,12 +229,15 @@ bool core<Storage>::in_leader_lease() const {
 
 template <log_storage Storage>
 bool core<Storage>::quorum_active() {
-  std::size_t active = 0;
+  const bool active = members_.majority_value([this](node_id voter) -> std::uint64_t {
+    if (voter == opts_.id) return 1;
+    auto it = progress_.find(voter);
+    return it != progress_.end() && it->second.recent_active ? 1 : 0;
+  }) >= 1;
   for (auto& [peer, pr] : progress_) {
-    if (peer == opts_.id || pr.recent_active) ++active;
     if (peer != opts_.id) pr.recent_active = false;
   }
-  return active >= members_.quorum();
+  return active;
 }
 
 // ---- messages in ----------------------------------------------------------------------------
@@ -239,6 +256,12 @@ inline std::error_code check_message(const message& m, node_id self) {
       // Entries are contiguous after the previous index, with terms that never decrease and
       // never exceed the sender's term.
       if (e.index != expected++ || e.term < m.log_term || e.term > m.term) {
+        return errc::malformed_message;
+      }
+      if (e.type == entry_type::config && !decode_membership(e.payload.bytes())) {
+        return errc::malformed_message;
+      }
+      if (static_cast<std::uint8_t>(e.type) > static_cast<std::uint8_t>(entry_type::config)) {
         return errc::malformed_message;
       }
     }
@@ -378,12 +401,16 @@ void core<Storage>::handle_append_response(const message& m) {
   const bool was_paused = pr.is_paused();
   if (!pr.maybe_update(m.index)) return;
   if (pr.state() == progress_state::probe) pr.become_replicate();
-  if (maybe_commit()) {
+  const bool committed = maybe_commit();
+  // A commit may have removed this leader (it stepped down) or this follower from the group.
+  if (role_ != role::leader || !progress_.contains(m.from)) return;
+  if (committed) {
     broadcast_append();
   } else if (was_paused) {
     send_append(m.from, true);
   }
   if (m.from == transferee_ && pr.match() == log_.last_index()) send_timeout_now(m.from);
+  maybe_promote(m.from);
   // Pipeline: keep sending while the window has room and there is something to send.
   while (send_append(m.from, false)) {
   }
@@ -434,7 +461,7 @@ void core<Storage>::step_follower(const message& m) {
     case message_type::timeout_now:
       // Dissertation 3.10: the leader hands over; campaign at once, without PreVote, and
       // mark the requests so that voters set their leases aside.
-      if (members_.contains(opts_.id)) {
+      if (promotable()) {
         campaign_for_transfer_ = true;
         start_election(false);
         campaign_for_transfer_ = false;
@@ -455,6 +482,8 @@ void core<Storage>::handle_append(const message& m) {
     r.index = log_.committed();
   } else if (const auto last = log_.maybe_append(m.index, m.log_term, m.commit, m.entries)) {
     r.index = *last;
+    refresh_members();
+    record_configs(m.entries);
   } else {
     // Paper 5.3 consistency check failed. Hint where to probe next: our last entry at or
     // below the leader's prev index whose term is at most the leader's prev term.
@@ -488,15 +517,11 @@ void core<Storage>::handle_heartbeat(const message& m) {
 
 template <log_storage Storage>
 bool core<Storage>::maybe_commit() {
-  std::vector<index_t> matches;
-  matches.reserve(members_.voters.size());
-  for (node_id voter : members_.voters) {
+  // The highest index a majority holds (of each configuration, in joint consensus).
+  const index_t candidate = members_.majority_value([this](node_id voter) -> std::uint64_t {
     auto it = progress_.find(voter);
-    matches.push_back(it == progress_.end() ? 0 : it->second.match());
-  }
-  // The quorum-th highest match index is held by a majority.
-  std::sort(matches.begin(), matches.end(), std::greater<>());
-  const index_t candidate = matches[members_.quorum() - 1];
+    return it == progress_.end() ? 0 : it->second.match();
+  });
   // Paper 5.4.2: only an entry of the leader's current term is committed by counting replicas;
   // earlier entries are committed indirectly by it (Figure 8).
   if (candidate > log_.committed() &&
@@ -507,6 +532,7 @@ bool core<Storage>::maybe_commit() {
       auto waiting = std::exchange(reads_before_commit_, {});
       for (const pending_read& r : waiting) handle_read_request(r.context, r.requester);
     }
+    after_commit();
     return true;
   }
   return false;
@@ -514,8 +540,8 @@ bool core<Storage>::maybe_commit() {
 
 template <log_storage Storage>
 void core<Storage>::broadcast_append() {
-  for (node_id peer : members_.voters) {
-    if (peer == opts_.id) continue;
+  for (node_id peer : members_.all()) {
+    if (peer == opts_.id || !progress_.contains(peer)) continue;
     // One append even if empty (it carries the commit index), then fill the window.
     if (send_append(peer, true)) {
       while (send_append(peer, false)) {
@@ -526,8 +552,8 @@ void core<Storage>::broadcast_append() {
 
 template <log_storage Storage>
 void core<Storage>::broadcast_heartbeat() {
-  for (node_id peer : members_.voters) {
-    if (peer != opts_.id) send_heartbeat(peer);
+  for (node_id peer : members_.all()) {
+    if (peer != opts_.id && progress_.contains(peer)) send_heartbeat(peer);
   }
 }
 
@@ -681,6 +707,142 @@ void core<Storage>::advance(const ready& rd) {
   }
 }
 
+// ---- membership -------------------------------------------------------------------------------
+
+template <log_storage Storage>
+std::error_code core<Storage>::change_membership(const membership& target) {
+  if (role_ != role::leader) return errc::not_leader;
+  if (transferee_ != no_node) return errc::transfer_in_progress;
+  std::string what;
+  if (!target.voters_outgoing.empty() || validate(target, what)) return errc::invalid_membership;
+  if (membership_change_in_flight()) return errc::membership_change_in_progress;
+  const index_t last = log_.last_index();
+  for (node_id voter : target.voters) {
+    if (std::find(members_.voters.begin(), members_.voters.end(), voter) != members_.voters.end()) {
+      continue;
+    }
+    // Dissertation 4.2.1: a new voter first catches up as a learner, so that adding it does
+    // not stall commits while it copies the log.
+    auto it = progress_.find(voter);
+    if (!members_.is_learner(voter) || it == progress_.end() ||
+        it->second.match() + opts_.max_promotion_lag < last) {
+      return errc::not_caught_up;
+    }
+  }
+  auto sorted = [](std::vector<node_id> ids) {
+    std::sort(ids.begin(), ids.end());
+    return ids;
+  };
+  if (sorted(target.voters) == sorted(members_.voters)) {
+    propose_config(target);  // learners only: quorums do not change, one step suffices
+  } else {
+    propose_config({target.voters, members_.voters, target.learners});
+    if (mutated(mutation::leave_joint_early)) propose_config(target);
+  }
+  return {};
+}
+
+template <log_storage Storage>
+void core<Storage>::propose_config(const membership& m) {
+  const entry e{term_, log_.last_index() + 1, encode_membership(m), entry_type::config};
+  log_.append(std::span(&e, 1));
+  record_configs(std::span(&e, 1));
+  broadcast_append();
+}
+
+template <log_storage Storage>
+void core<Storage>::record_configs(std::span<const entry> entries) {
+  for (const entry& e : entries) {
+    if (e.type != entry_type::config || !log_.match_term(e.index, e.term)) continue;
+    if (!configs_.empty() && configs_.back().index >= e.index) continue;  // known already
+    auto decoded = decode_membership(e.payload.bytes());
+    QUORUM_ASSERT(decoded.has_value(), "a configuration entry in the log does not decode");
+    configs_.push_back({e.index, e.term, std::move(*decoded)});
+  }
+  refresh_members();
+}
+
+template <log_storage Storage>
+void core<Storage>::refresh_members() {
+  // A configuration entry that was truncated away no longer applies: fall back to the one
+  // before it (dissertation 4.1).
+  while (!configs_.empty() && !log_.match_term(configs_.back().index, configs_.back().term)) {
+    configs_.pop_back();
+  }
+  // Configurations older than the newest committed one are history.
+  while (configs_.size() > 1 && configs_[1].index <= log_.committed()) {
+    base_members_ = std::move(configs_.front().members);
+    configs_.erase(configs_.begin());
+  }
+  const membership& latest = configs_.empty() ? base_members_ : configs_.back().members;
+  if (latest == members_) return;
+  members_ = latest;
+  on_members_changed();
+}
+
+template <log_storage Storage>
+void core<Storage>::on_members_changed() {
+  if (role_ != role::leader) return;
+  const auto everyone = members_.all();
+  for (node_id id : everyone) {
+    progress_.try_emplace(id, log_.last_index() + 1, opts_.max_inflight_messages,
+                          opts_.max_inflight_bytes);
+  }
+  std::erase_if(progress_, [&](const auto& item) {
+    return item.first != opts_.id &&
+           std::find(everyone.begin(), everyone.end(), item.first) == everyone.end();
+  });
+}
+
+template <log_storage Storage>
+void core<Storage>::after_commit() {
+  refresh_members();
+  if (role_ != role::leader || config_in_flight()) return;
+  if (members_.joint()) {
+    // Dissertation 4.3: once the joint configuration commits, the leader moves on to the new
+    // one by itself.
+    propose_config({members_.voters, {}, members_.learners});
+    return;
+  }
+  if (!members_.is_voter(opts_.id)) {
+    // A leader removed from the group steps down once the new configuration is committed.
+    become_follower(term_, no_node);
+  }
+}
+
+template <log_storage Storage>
+bool core<Storage>::promotable() const {
+  if (members_.is_voter(opts_.id)) return true;
+  // A voter of the committed configuration that its own uncommitted one removes may still
+  // lead (dissertation 4.2.2: until the new configuration commits). Otherwise a leader that
+  // removed itself and crashed before replicating the new configuration would hold the
+  // longest log, refuse every candidate, and never campaign: the group would stall for good.
+  bool committed_voter = base_members_.is_voter(opts_.id);
+  for (auto it = configs_.rbegin(); it != configs_.rend(); ++it) {
+    if (it->index <= log_.committed()) {
+      committed_voter = it->members.is_voter(opts_.id);
+      break;
+    }
+  }
+  if (committed_voter) return true;
+  // A non-voter holding entries beyond its commit index may hold the newest log while voters
+  // count it in a configuration it never saw: it refuses their votes, so it must be able to
+  // win itself (dissertation 4.2.2 lets any server campaign; votes count under the candidate's
+  // configuration, its own never). Having committed its log, it steps down (after_commit).
+  return log_.last_index() > log_.committed();
+}
+
+template <log_storage Storage>
+void core<Storage>::maybe_promote(node_id learner) {
+  if (!opts_.auto_promote_learners || role_ != role::leader || !members_.is_learner(learner)) {
+    return;
+  }
+  membership target = members_;
+  target.voters.push_back(learner);
+  std::erase(target.learners, learner);
+  (void)change_membership(target);  // refused while another change is in flight; tried again
+}
+
 // ---- reads and transfers ----------------------------------------------------------------------
 
 template <log_storage Storage>
@@ -718,7 +880,7 @@ void core<Storage>::handle_read_request(std::uint64_t context, node_id requester
   }
   const bool lease_valid =
       opts_.read_mode == read_mode::lease && !transfer_tried_ && ticks_ < lease_until_;
-  if (lease_valid || members_.quorum() == 1) {
+  if (lease_valid) {
     answer_read(context, requester, log_.committed(), true);
     return;
   }
@@ -739,13 +901,10 @@ void core<Storage>::start_read_round() {
 template <log_storage Storage>
 void core<Storage>::confirm_reads() {
   // The highest round a quorum of voters (this leader included) has acknowledged.
-  std::vector<std::uint64_t> rounds;
-  for (node_id voter : members_.voters) {
+  const std::uint64_t confirmed = members_.majority_value([this](node_id voter) -> std::uint64_t {
     auto it = acked_round_.find(voter);
-    rounds.push_back(it == acked_round_.end() ? 0 : it->second);
-  }
-  std::sort(rounds.begin(), rounds.end(), std::greater<>());
-  const std::uint64_t confirmed = rounds[members_.quorum() - 1];
+    return it == acked_round_.end() ? 0 : it->second;
+  });
   // Dissertation 6.4.1: followers that acknowledged a round started at tick T vote for nobody
   // else before T + election timeout; the drift bound covers clocks that run at other rates.
   for (auto it = round_started_.begin(); it != round_started_.end() && it->first <= confirmed;) {
@@ -796,7 +955,7 @@ void core<Storage>::fail_reads() {
 template <log_storage Storage>
 std::error_code core<Storage>::transfer_leadership(node_id target) {
   if (role_ != role::leader) return errc::not_leader;
-  if (!members_.contains(target)) return errc::invalid_transfer_target;
+  if (!members_.is_voter(target)) return errc::invalid_transfer_target;
   if (target == opts_.id || target == transferee_) return {};
   transferee_ = target;
   transfer_elapsed_ = 0;

@@ -74,6 +74,8 @@ void cluster<StateMachine>::schedule_tick(node& n) {
     if (n.generation != generation) return;
     if (n.status == node_status::up) {
       guarded(n, [&] { n.raft->tick(); });
+    } else if (n.status == node_status::paused) {
+      ++n.missed_ticks;
     }
     if (n.generation == generation) schedule_tick(n);
   });
@@ -333,6 +335,19 @@ void cluster<StateMachine>::transfer(raft::node_id from, raft::node_id to) {
 }
 
 template <state_machine StateMachine>
+void cluster<StateMachine>::change_membership(raft::node_id leader,
+                                              const raft::membership& target) {
+  node& n = node_at(leader);
+  if (n.status != node_status::up || n.raft->current_role() != raft::role::leader) return;
+  guarded(n, [&] {
+    const std::error_code ec = n.raft->change_membership(target);
+    log("node %llu changes membership to %zu voters, %zu learners: %s",
+        static_cast<unsigned long long>(leader), target.voters.size(), target.learners.size(),
+        ec ? ec.message().c_str() : "accepted");
+  });
+}
+
+template <state_machine StateMachine>
 void cluster<StateMachine>::crash(raft::node_id id) {
   node& n = node_at(id);
   if (n.status == node_status::down || n.status == node_status::failed) return;
@@ -346,6 +361,7 @@ void cluster<StateMachine>::crash(raft::node_id id) {
   n.reads.clear();
   n.held.clear();
   n.status = node_status::down;
+  n.missed_ticks = 0;
   ++n.generation;
 }
 
@@ -361,7 +377,15 @@ void cluster<StateMachine>::restart(raft::node_id id) {
     n.status = node_status::failed;  // damage before the tail: stays out until repaired
     return;
   }
-  boot(n);
+  try {
+    boot(n);  // reads the log to find its latest configuration
+  } catch (const disk_failure& e) {
+    log("node %llu cannot start: %s", static_cast<unsigned long long>(id), e.what());
+    n.raft.reset();
+    ++n.generation;
+    n.status = e.code() == errc::corruption ? node_status::failed : node_status::down;
+    return;
+  }
   const auto* core = n.raft.get();
   checker_->on_restart(id, n.storage.durable_hard_state().commit,
                        [core](raft::index_t i) { return core->log().term_or_zero(i); });
@@ -381,6 +405,12 @@ void cluster<StateMachine>::resume(raft::node_id id) {
   if (n.status != node_status::paused) return;
   log("node %llu resumes", static_cast<unsigned long long>(id));
   n.status = node_status::up;
+  // A correct host feeds ticks from a monotonic clock: after a stall it first delivers the
+  // ticks it missed, before anything else can happen (lease reads depend on it).
+  for (; n.missed_ticks > 0 && n.status == node_status::up; --n.missed_ticks) {
+    guarded(n, [&] { n.raft->tick(); });
+  }
+  n.missed_ticks = 0;
   auto held = std::move(n.held);
   n.held.clear();
   for (const raft::message& m : held) {
