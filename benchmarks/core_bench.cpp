@@ -89,8 +89,7 @@ result run_once(std::size_t nodes, std::size_t payload, std::size_t window, std:
     }
   }
   const double entries = static_cast<double>(total);
-  return {entries / wall, entries * static_cast<double>(payload) / wall / 1e6,
-          cpu * 1e6 / entries};
+  return {entries / wall, entries * static_cast<double>(payload) / wall / 1e6, cpu * 1e6 / entries};
 }
 
 double median(std::vector<double> values) {
@@ -114,11 +113,12 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  fmt::print("core_bench: pure Raft core, in-memory storage, fsync off, one thread; "
-             "median of {} runs\n",
-             runs);
-  fmt::print("{:>5} {:>8} {:>7} {:>14} {:>10} {:>16}\n", "nodes", "payload", "window",
-             "entries/s", "MB/s", "CPU us/entry");
+  fmt::print(
+      "core_bench: pure Raft core, in-memory storage, fsync off, one thread; "
+      "median of {} runs\n",
+      runs);
+  fmt::print("{:>5} {:>8} {:>7} {:>14} {:>10} {:>16}\n", "nodes", "payload", "window", "entries/s",
+             "MB/s", "CPU us/entry");
   std::string json = "[\n";
   bool first = true;
   for (std::size_t nodes : {3, 5}) {

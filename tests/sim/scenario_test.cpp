@@ -25,6 +25,25 @@ node_id await_leader(kv_simulation& sim, std::uint64_t max_ticks = 300) {
   return sim.nodes().leader();
 }
 
+/** Runs until a leader other than `old_leader` is up, for at most `max_ticks`. */
+node_id await_new_leader(kv_simulation& sim, node_id old_leader, std::uint64_t max_ticks = 300) {
+  sim.run_until(
+      [&] {
+        const node_id now = sim.nodes().leader();
+        return now != raft::no_node && now != old_leader;
+      },
+      max_ticks);
+  const node_id now = sim.nodes().leader();
+  return now == old_leader ? raft::no_node : now;
+}
+
+/** Runs `ticks` more ticks; true if every client succeeded in that time. */
+bool clients_progress(kv_simulation& sim, std::uint64_t ticks) {
+  const sim_time start = sim.events().now();
+  sim.run_ticks(ticks);
+  return sim.every_client_succeeded_since(start);
+}
+
 std::vector<node_id> others(kv_simulation& sim, node_id except) {
   std::vector<node_id> out;
   for (node_id id : sim.nodes().ids()) {
@@ -102,16 +121,9 @@ TEST_CASE("asymmetric partition: a leader that cannot hear its followers is repl
     REQUIRE(old_leader != raft::no_node);
     // Everyone hears the old leader; it hears nobody.
     for (node_id id : others(sim, old_leader)) sim.net().block(id, old_leader);
-    const bool replaced = sim.run_until(
-        [&] {
-          const node_id now = sim.nodes().leader();
-          return now != raft::no_node && now != old_leader;
-        },
-        200);
+    const bool replaced = await_new_leader(sim, old_leader, 200) != raft::no_node;
     CHECK(replaced);
-    const sim_time start = sim.events().now();
-    sim.run_ticks(200);
-    CHECK(sim.every_client_succeeded_since(start));
+    CHECK(clients_progress(sim, 200));
     require_safe(sim);
   }
 }
@@ -296,12 +308,7 @@ TEST_CASE("a deposed leader cut off in a minority serves no stale read",
     REQUIRE(first->result.status == outcome::ok);
     const auto rest = others(sim, old_leader);
     sim.net().split({old_leader, rest[0]});
-    const bool replaced = sim.run_until(
-        [&] {
-          const node_id now = sim.nodes().leader();
-          return now != raft::no_node && now != old_leader;
-        },
-        300);
+    const bool replaced = await_new_leader(sim, old_leader, 300) != raft::no_node;
     REQUIRE(replaced);
     auto second = submit(sim, sim.nodes().leader(), "W x 2");
     sim.run_until([&] { return second->answered; }, 100);
@@ -335,9 +342,7 @@ TEST_CASE("leadership transfers under load lose no acknowledged write",
     sim.run_ticks(60);
   }
   CHECK(leaders.size() >= 4);
-  const sim_time start = sim.events().now();
-  sim.run_ticks(100);
-  CHECK(sim.every_client_succeeded_since(start));
+  CHECK(clients_progress(sim, 100));
   require_safe(sim);
 }
 
@@ -356,12 +361,7 @@ TEST_CASE("a lease leader frozen past its lease serves no stale read once it res
   sim.nodes().pause(old_leader);
   // Nothing reaches the old leader: only its own clock can tell it that its lease is over.
   for (node_id id : others(sim, old_leader)) sim.net().block(id, old_leader);
-  const bool replaced = sim.run_until(
-      [&] {
-        const node_id now = sim.nodes().leader();
-        return now != raft::no_node && now != old_leader;
-      },
-      300);
+  const bool replaced = await_new_leader(sim, old_leader, 300) != raft::no_node;
   REQUIRE(replaced);
   auto second = submit(sim, sim.nodes().leader(), "W x 2");
   sim.run_until([&] { return second->answered; }, 100);
@@ -411,9 +411,7 @@ TEST_CASE("the leader crashes in the middle of a joint configuration; the group 
         },
         500);
     CHECK(settled);
-    const sim_time start = sim.events().now();
-    sim.run_ticks(200);
-    CHECK(sim.every_client_succeeded_since(start));
+    CHECK(clients_progress(sim, 200));
     require_safe(sim);
   }
 }

@@ -152,6 +152,21 @@ class test_cluster {
     n.applied.clear();
   }
 
+  /**
+   * Ticks `candidates` (and delivers) until one of them leads, for at most `rounds` ticks;
+   * returns it, or no_node. Followers must first wait out their lease on the old leader.
+   */
+  node_id await_leader_among(std::initializer_list<node_id> candidates, int rounds = 100) {
+    for (int i = 0; i < rounds; ++i) {
+      for (node_id id : candidates) tick(id);
+      deliver_all();
+      for (node_id id : candidates) {
+        if (nodes_.at(id).raft && nodes_.at(id).raft->current_role() == role::leader) return id;
+      }
+    }
+    return raft::no_node;
+  }
+
   /** The single leader among running nodes, or no_node. */
   node_id leader() {
     node_id found = raft::no_node;

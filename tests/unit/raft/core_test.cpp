@@ -791,15 +791,7 @@ TEST_CASE("a stale leader steps down when a follower answers with a higher term"
   c.elect(1);
   c.isolate(1);
   // Nodes 2 and 3 wait out their lease on node 1, then elect one of themselves.
-  node_id next = raft::no_node;
-  for (int i = 0; i < 100 && next == raft::no_node; ++i) {
-    c.tick(2);
-    c.tick(3);
-    c.deliver_all();
-    for (node_id id : {2, 3}) {
-      if (c[id].current_role() == role::leader) next = id;
-    }
-  }
+  const node_id next = c.await_leader_among({2, 3});
   REQUIRE(next != raft::no_node);
   const term_t term = c[next].term();
   c.heal();

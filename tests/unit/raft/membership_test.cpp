@@ -143,13 +143,7 @@ TEST_CASE("a leader removed from the group steps down once the change commits",
   CHECK_FALSE(c[2].members().is_voter(1));
   // The remaining two time out, elect a leader and commit without node 1.
   c.isolate(1);
-  node_id next = raft::no_node;
-  for (int i = 0; i < 100 && next == raft::no_node; ++i) {
-    c.tick(2);
-    c.tick(3);
-    c.deliver_all();
-    next = c.leader();
-  }
+  const node_id next = c.await_leader_among({2, 3});
   REQUIRE((next == 2 || next == 3));
   REQUIRE_FALSE(c[next].propose(raft::shared_bytes("after")).error);
   c.deliver_all();
