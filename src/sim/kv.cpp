@@ -261,7 +261,7 @@ class fault_planner {
   fault_planner(kv_simulation& sim, const run_config& config)
       : sim_(sim), config_(config), random_(sim.random().fork()) {
     for (fault f : {fault::clog, fault::partition, fault::swizzle, fault::crash, fault::pause,
-                    fault::disk, fault::transfer, fault::membership}) {
+                    fault::disk, fault::transfer, fault::membership, fault::reorder}) {
       if (config.faults.has(f)) actions_.push_back(f);
     }
     for (fault f : {fault::partition, fault::crash, fault::pause}) {
@@ -556,6 +556,16 @@ class fault_planner {
         break;
       }
       case fault::membership: change_members(); break;
+      case fault::reorder: {
+        // One slow link, with its own delay distribution, for a while.
+        const raft::node_id a = any_node();
+        const raft::node_id b = any_node();
+        if (a == b) break;
+        const sim_time low = random_.between(20, 100);
+        net.set_link_delay(a, b, low, low + random_.between(0, 300));
+        later(5, 60, [this, a, b] { sim_.net().clear_link_delay(a, b); });
+        break;
+      }
       default: break;
     }
     // Nodes stopped by disk errors come back after a while, as an operator would bring them.

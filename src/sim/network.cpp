@@ -21,8 +21,13 @@ void network::send(raft::message m) {
 }
 
 void network::schedule(raft::message m) {
-  const sim_time delay =
-      random_->between(faults.min_delay, std::max(faults.min_delay, faults.max_delay));
+  sim_time low = faults.min_delay;
+  sim_time high = std::max(faults.min_delay, faults.max_delay);
+  if (auto it = link_delay_.find({m.from, m.to}); it != link_delay_.end()) {
+    low = it->second.first;
+    high = std::max(low, it->second.second);
+  }
+  const sim_time delay = random_->between(low, high);
   events_->after(delay, [this, m = std::move(m)]() mutable { arrive(std::move(m)); });
 }
 
@@ -65,6 +70,7 @@ void network::split(const std::vector<raft::node_id>& side) {
 
 void network::heal() {
   blocked_.clear();
+  link_delay_.clear();
   for (auto l : std::set<link>(clogged_)) unclog(l.first, l.second);
 }
 
@@ -73,6 +79,7 @@ void network::heal_among(const std::vector<raft::node_id>& group) {
     for (raft::node_id b : group) {
       if (a == b) continue;
       blocked_.erase({a, b});
+      link_delay_.erase({a, b});
       unclog(a, b);
     }
   }

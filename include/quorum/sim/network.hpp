@@ -55,6 +55,13 @@ class network {
   /** Unblocks and unclogs every link between members of `group`, leaving the rest as it is. */
   void heal_among(const std::vector<raft::node_id>& group);
 
+  /** Gives the link from -> to its own delay range (a slow or distant link); clear_link_delay
+   *  (or healing the link) returns it to `faults`. */
+  void set_link_delay(raft::node_id from, raft::node_id to, sim_time min, sim_time max) {
+    link_delay_[{from, to}] = {min, max};
+  }
+  void clear_link_delay(raft::node_id from, raft::node_id to) { link_delay_.erase({from, to}); }
+
   /** Clogs: messages on a clogged link are held, then delivered when it is unclogged. */
   void clog(raft::node_id from, raft::node_id to);
   void unclog(raft::node_id from, raft::node_id to);
@@ -78,6 +85,7 @@ class network {
   std::set<link> blocked_;
   std::set<link> clogged_;
   std::map<link, std::vector<raft::message>> held_;
+  std::map<link, std::pair<sim_time, sim_time>> link_delay_;
   std::uint64_t sent_ = 0;
   std::uint64_t delivered_ = 0;
   std::uint64_t dropped_ = 0;

@@ -1,0 +1,172 @@
+// Tests of the simulator's parts on their own: the network's links and faults, the disk's
+// crash and damage semantics, and the linearizability checker. Deterministic, one thread.
+#include <quorum/sim/disk.hpp>
+#include <quorum/sim/linearizability.hpp>
+#include <quorum/sim/network.hpp>
+
+#include <quorum/error.hpp>
+
+#include <catch2/catch.hpp>
+
+using namespace quorum;
+using namespace quorum::sim;
+
+namespace {
+
+raft::message msg(raft::node_id from, raft::node_id to, raft::index_t index = 0) {
+  raft::message m;
+  m.type = raft::message_type::heartbeat;
+  m.from = from;
+  m.to = to;
+  m.index = index;
+  return m;
+}
+
+struct net_fixture {
+  event_queue events;
+  rng random{7};
+  std::vector<std::pair<sim_time, raft::message>> arrived;
+  network net{events, random, {1, 2, 3}, [this](const raft::message& m) {
+                arrived.emplace_back(events.now(), m);
+              }};
+};
+
+std::vector<raft::entry> entries(raft::index_t first, int count) {
+  std::vector<raft::entry> out;
+  for (int i = 0; i < count; ++i) {
+    out.push_back({1, first + static_cast<raft::index_t>(i), raft::shared_bytes("payload")});
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a one-way block loses messages in one direction only", "[sim][network]") {
+  net_fixture f;
+  f.net.block(1, 2);
+  f.net.send(msg(1, 2));
+  f.net.send(msg(2, 1));
+  f.events.run_until(1000);
+  REQUIRE(f.arrived.size() == 1);
+  CHECK(f.arrived[0].second.from == 2);
+}
+
+TEST_CASE("a clogged link holds its messages and releases them when unclogged", "[sim][network]") {
+  net_fixture f;
+  f.net.clog(1, 2);
+  for (raft::index_t i = 0; i < 5; ++i) f.net.send(msg(1, 2, i));
+  f.events.run_until(10'000);
+  CHECK(f.arrived.empty());
+  f.net.unclog(1, 2);
+  f.events.run_until(20'000);
+  CHECK(f.arrived.size() == 5);
+}
+
+TEST_CASE("a link with its own delay range delivers within it", "[sim][network]") {
+  net_fixture f;
+  f.net.set_link_delay(1, 2, 500, 600);
+  for (int i = 0; i < 20; ++i) f.net.send(msg(1, 2));
+  f.net.send(msg(1, 3));
+  f.events.run_until(10'000);
+  REQUIRE(f.arrived.size() == 21);
+  for (const auto& [at, m] : f.arrived) {
+    if (m.to == 2) {
+      CHECK(at >= 500);
+      CHECK(at <= 600);
+    } else {
+      CHECK(at <= f.net.faults.max_delay);
+    }
+  }
+}
+
+TEST_CASE("a partial partition cuts two nodes apart while both reach the third", "[sim][network]") {
+  net_fixture f;
+  f.net.block_both(1, 2);
+  for (raft::node_id from : {1, 2, 3}) {
+    for (raft::node_id to : {1, 2, 3}) {
+      if (from != to) f.net.send(msg(from, to));
+    }
+  }
+  f.events.run_until(1000);
+  CHECK(f.arrived.size() == 4);  // 1<->3 and 2<->3
+}
+
+TEST_CASE("a crash loses unsynced writes and keeps synced ones", "[sim][disk]") {
+  rng random(3);
+  disk d({{1}});
+  d.arm(random, {});
+  d.append(entries(1, 3));
+  REQUIRE_FALSE(d.sync());
+  d.append(entries(4, 3));
+  CHECK(d.last_index() == 6);
+  d.crash();
+  REQUIRE_FALSE(d.recover());
+  CHECK(d.last_index() >= 3);  // a prefix of the unsynced writes may survive
+  CHECK(d.last_index() <= 6);
+}
+
+TEST_CASE("a torn tail is truncated on recovery; damage before it is an error", "[sim][disk]") {
+  bool torn_seen = false;
+  for (std::uint64_t seed = 0; seed < 40 && !torn_seen; ++seed) {
+    rng random(seed);
+    disk d({{1}});
+    d.arm(random, {0, 0, 1.0});  // every surviving last write is torn
+    d.append(entries(1, 2));
+    REQUIRE_FALSE(d.sync());
+    d.append(entries(3, 4));
+    d.crash();
+    const raft::index_t before = d.durable_last_index();
+    REQUIRE_FALSE(d.recover());
+    if (before > 2) {
+      torn_seen = true;
+      CHECK(d.last_index() == before - 1);  // the torn record is gone, the rest intact
+      std::error_code ec;
+      CHECK(d.entries(1, d.last_index() + 1, 1 << 20, ec).size() == d.last_index());
+    }
+  }
+  CHECK(torn_seen);
+
+  rng random(1);
+  disk d({{1}});
+  d.arm(random, {});
+  d.append(entries(1, 5));
+  REQUIRE_FALSE(d.sync());
+  REQUIRE(d.flip_bit());
+  d.crash();
+  CHECK(d.recover() == errc::corruption);
+}
+
+TEST_CASE("a flipped bit is reported when read, never returned", "[sim][disk]") {
+  rng random(2);
+  disk d({{1}});
+  d.arm(random, {});
+  d.append(entries(1, 5));
+  REQUIRE_FALSE(d.sync());
+  REQUIRE(d.flip_bit());
+  std::error_code ec;
+  CHECK_THROWS_AS(d.entries(1, 6, 1 << 20, ec), disk_failure);
+}
+
+TEST_CASE("an fsync error is reported and nothing becomes durable", "[sim][disk]") {
+  rng random(4);
+  disk d({{1}});
+  d.arm(random, {0, 1.0, 0});
+  d.append(entries(1, 3));
+  CHECK(d.sync() == errc::io_error);
+  CHECK(d.durable_last_index() == 0);
+}
+
+TEST_CASE("the register checker accepts linearizable and refuses stale histories",
+          "[sim][linearizability]") {
+  // write 1 [0,10], read 1 [20,30]: fine.
+  CHECK_FALSE(check_register({{0, 10, true, 1}, {20, 30, false, 1}}));
+  // write 1 [0,10], write 2 [20,30], read 1 [40,50]: stale.
+  CHECK(check_register({{0, 10, true, 1}, {20, 30, true, 2}, {40, 50, false, 1}}));
+  // Concurrent write 2 [20,60] and read 1 [40,50]: the read may come first.
+  CHECK_FALSE(check_register({{0, 10, true, 1}, {20, 60, true, 2}, {40, 50, false, 1}}));
+  // A write whose outcome is unknown may take effect at any time after it began ...
+  CHECK_FALSE(
+      check_register({{0, 10, true, 1}, {20, register_op::never, true, 2}, {40, 50, false, 2}}));
+  // ... but not before it began.
+  CHECK(check_register({{0, 10, true, 1}, {60, register_op::never, true, 2}, {40, 50, false, 2}}));
+}
