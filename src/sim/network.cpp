@@ -12,10 +12,7 @@ network::network(event_queue& events, rng& random, std::vector<raft::node_id> no
 
 void network::send(raft::message m) {
   ++sent_;
-  if (blocked(m.from, m.to) || random_->chance(faults.drop)) {
-    ++dropped_;
-    return;
-  }
+  if (blocked(m.from, m.to) || random_->chance(faults.drop)) return;
   if (random_->chance(faults.duplicate)) schedule(m);
   schedule(std::move(m));
 }
@@ -33,15 +30,11 @@ void network::schedule(raft::message m) {
 
 void network::arrive(raft::message m) {
   const link l{m.from, m.to};
-  if (blocked_.contains(l)) {
-    ++dropped_;
-    return;
-  }
+  if (blocked_.contains(l)) return;
   if (clogged_.contains(l)) {
     held_[l].push_back(std::move(m));
     return;
   }
-  ++delivered_;
   deliver_(m);
 }
 

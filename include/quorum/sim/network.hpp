@@ -69,10 +69,8 @@ class network {
   void unclog_node(raft::node_id id);
 
   const std::vector<raft::node_id>& nodes() const noexcept { return nodes_; }
-  /** Messages sent, delivered, dropped so far. */
+  /** Messages sent so far. */
   std::uint64_t sent() const noexcept { return sent_; }
-  std::uint64_t delivered() const noexcept { return delivered_; }
-  std::uint64_t dropped() const noexcept { return dropped_; }
 
  private:
   void schedule(raft::message m);
@@ -87,8 +85,6 @@ class network {
   std::map<link, std::vector<raft::message>> held_;
   std::map<link, std::pair<sim_time, sim_time>> link_delay_;
   std::uint64_t sent_ = 0;
-  std::uint64_t delivered_ = 0;
-  std::uint64_t dropped_ = 0;
 };
 
 }  // namespace quorum::sim
