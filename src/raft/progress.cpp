@@ -35,7 +35,7 @@ std::string_view to_string(progress_state s) noexcept {
   switch (s) {
     case progress_state::probe: return "probe";
     case progress_state::replicate: return "replicate";
-    case progress_state::snapshot_needed: return "snapshot-needed";
+    case progress_state::snapshot: return "snapshot";
   }
   return "unknown";
 }
@@ -44,7 +44,7 @@ bool progress::is_paused() const noexcept {
   switch (state_) {
     case progress_state::probe: return probe_sent_;
     case progress_state::replicate: return inflights_.full();
-    case progress_state::snapshot_needed: return true;
+    case progress_state::snapshot: return snapshot_last_sent_ || inflights_.full();
   }
   return true;
 }
@@ -63,10 +63,16 @@ void progress::become_replicate() {
   next_ = match_ + 1;
 }
 
-void progress::become_snapshot_needed() {
-  state_ = progress_state::snapshot_needed;
+void progress::become_snapshot(const snapshot_meta& meta) {
+  state_ = progress_state::snapshot;
   probe_sent_ = false;
   inflights_.reset();
+  snapshot_ = meta;
+  snapshot_sent_ = 0;
+  snapshot_acked_ = 0;
+  snapshot_acked_at_last_heartbeat_ = 0;
+  snapshot_stalls_ = 0;
+  snapshot_last_sent_ = false;
 }
 
 void progress::reset(index_t next, index_t match) {
@@ -87,7 +93,7 @@ void progress::sent_append(std::size_t count, index_t last, std::uint64_t bytes)
       }
       break;
     case progress_state::probe: probe_sent_ = true; break;
-    case progress_state::snapshot_needed:
+    case progress_state::snapshot:
       QUORUM_ASSERT(false, "append sent to a follower that needs a snapshot");
   }
 }
@@ -105,6 +111,8 @@ bool progress::maybe_update(index_t index) {
 }
 
 bool progress::maybe_decrease_to(index_t rejected, index_t hint) {
+  // A snapshot is under way: rejections of appends sent before it are stale.
+  if (state_ == progress_state::snapshot) return false;
   if (state_ == progress_state::replicate) {
     // A rejection at or below the match point is stale: that append was overtaken.
     if (rejected <= match_) return false;
@@ -121,6 +129,39 @@ bool progress::maybe_decrease_to(index_t rejected, index_t hint) {
 void progress::heartbeat_answered() {
   probe_sent_ = false;
   if (state_ == progress_state::replicate && inflights_.full()) inflights_.free_first();
+  if (state_ == progress_state::snapshot) {
+    const bool waiting = snapshot_last_sent_ || inflights_.count() > 0;
+    if (!waiting || snapshot_acked_ != snapshot_acked_at_last_heartbeat_) {
+      snapshot_stalls_ = 0;
+    } else if (++snapshot_stalls_ >= 2) {
+      // Two heartbeat answers in a row without an acknowledgement: chunks (or the final
+      // acknowledgement) were lost. Resend from the last byte the follower holds.
+      snapshot_stalls_ = 0;
+      snapshot_rewind(snapshot_acked_);
+    }
+    snapshot_acked_at_last_heartbeat_ = snapshot_acked_;
+  }
+}
+
+void progress::sent_snapshot_chunk(std::uint64_t end, std::uint64_t bytes, bool last) {
+  QUORUM_ASSERT(state_ == progress_state::snapshot, "snapshot chunk sent outside snapshot state");
+  inflights_.add(end, bytes);
+  snapshot_sent_ = end;
+  snapshot_last_sent_ = last;
+}
+
+void progress::snapshot_received(std::uint64_t received) {
+  if (state_ != progress_state::snapshot || received < snapshot_acked_) return;
+  snapshot_acked_ = received;
+  inflights_.free_le(received);
+}
+
+void progress::snapshot_rewind(std::uint64_t received) {
+  if (state_ != progress_state::snapshot || received < snapshot_acked_) return;
+  snapshot_acked_ = received;
+  snapshot_sent_ = received;
+  snapshot_last_sent_ = false;
+  inflights_.reset();
 }
 
 }  // namespace quorum::raft

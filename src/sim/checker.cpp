@@ -35,10 +35,12 @@ void safety_checker::check_holds_committed(raft::node_id node, raft::index_t upt
                                            const char* when) {
   for (raft::index_t i = 1; i <= upto && i <= committed_.size(); ++i) {
     if (committed_[i - 1].committed_by >= term) continue;
-    if (term_at(i) != committed_[i - 1].term) {
+    const std::optional<raft::term_t> found = term_at(i);
+    if (!found) continue;  // in the node's snapshot
+    if (*found != committed_[i - 1].term) {
       fail(std::string(when) + " node " + std::to_string(node) + " lacks committed entry " +
            std::to_string(i) + " (term " + std::to_string(committed_[i - 1].term) +
-           "; it has term " + std::to_string(term_at(i)) + ")");
+           "; it has term " + std::to_string(*found) + ")");
       return;
     }
   }
@@ -83,11 +85,40 @@ void safety_checker::on_apply(raft::node_id node, raft::term_t node_term, const 
 }
 
 void safety_checker::on_restart(raft::node_id node, raft::index_t durable_commit,
-                                const term_lookup& term_at) {
-  applied_[node] = 0;
+                                raft::index_t applied, const term_lookup& term_at) {
+  applied_[node] = applied;
   // Whatever this node persisted as committed must still be in its log after a restart.
   check_holds_committed(node, durable_commit, std::numeric_limits<raft::term_t>::max(), term_at,
                         "restarted");
+}
+
+void safety_checker::on_snapshot(raft::node_id node, raft::index_t index, raft::term_t term,
+                                 std::uint64_t data_hash) {
+  const auto where = " at index " + std::to_string(index) + " on node " + std::to_string(node);
+  if (index > applied_[node] || index > committed_.size() || committed_[index - 1].term != term) {
+    fail("a snapshot was taken of entries not applied" + where);
+    return;
+  }
+  auto [it, inserted] = snapshots_.try_emplace(index, term, data_hash);
+  if (!inserted && it->second != std::pair(term, data_hash)) {
+    fail("two snapshots of the same entries differ" + where);
+  }
+}
+
+void safety_checker::on_restore(raft::node_id node, raft::index_t index, raft::term_t term,
+                                std::uint64_t data_hash) {
+  auto it = snapshots_.find(index);
+  if (it == snapshots_.end() || it->second != std::pair(term, data_hash)) {
+    fail("node " + std::to_string(node) + " restored a snapshot at index " + std::to_string(index) +
+         " that no node took (damaged in transfer?)");
+    return;
+  }
+  if (index <= applied_[node]) {
+    fail("node " + std::to_string(node) + " restored a snapshot at index " + std::to_string(index) +
+         " behind what it applied (" + std::to_string(applied_[node]) + ")");
+    return;
+  }
+  applied_[node] = index;
 }
 
 void safety_checker::on_acknowledged(raft::index_t index, raft::term_t term) {

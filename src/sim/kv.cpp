@@ -29,6 +29,30 @@ std::string kv_state_machine::apply(const raft::entry& e) {
   return "bad command";
 }
 
+raft::shared_bytes kv_state_machine::snapshot() const {
+  std::string out;
+  for (const auto& [key, value] : values_) out += key + ' ' + value + '\n';
+  return raft::shared_bytes(out);
+}
+
+bool kv_state_machine::restore(const raft::shared_bytes& bytes) {
+  std::map<std::string, std::string, std::less<>> values;
+  const std::string text = bytes.to_string();
+  std::size_t at = 0;
+  while (at < text.size()) {
+    const auto end = text.find('\n', at);
+    const auto space = text.find(' ', at);
+    if (end == std::string::npos || space == std::string::npos || space > end) return false;
+    if (!values.emplace(text.substr(at, space - at), text.substr(space + 1, end - space - 1))
+             .second) {
+      return false;
+    }
+    at = end + 1;
+  }
+  values_ = std::move(values);
+  return true;
+}
+
 std::string kv_state_machine::query(const std::string& key) const {
   auto it = values_.find(key);
   return it == values_.end() ? "0" : it->second;
@@ -57,6 +81,7 @@ constexpr fault_name fault_names[] = {
     {fault::transfer, "transfer"},
     {fault::read, "read"},
     {fault::membership, "membership"},
+    {fault::snapshot, "snapshot"},
 };
 
 }  // namespace
@@ -77,9 +102,8 @@ std::optional<fault_set> fault_set::parse(std::string_view text, std::string& er
     auto it = std::find_if(std::begin(fault_names), std::end(fault_names),
                            [&](const fault_name& f) { return f.name == name; });
     if (it == std::end(fault_names)) {
-      error = "unknown fault class '" + std::string(name) +
-              "'; known: drop, duplicate, reorder, clog, partition, swizzle, crash, pause, "
-              "disk, skew (or all, none)";
+      error = "unknown fault class '" + std::string(name) + "'; known: " + all().to_string() +
+              " (or all, none)";
       return std::nullopt;
     }
     s.add(it->value);
@@ -605,18 +629,28 @@ cluster_options options_for(const run_config& config, rng& setup) {
   o.election_ticks = static_cast<int>(setup.between(10, 20));
   // Lease reads on some seeds: the drift bound covers 5% clock skew over an election timeout
   // plus one tick of rounding (dissertation 6.4.1).
+  static constexpr std::uint64_t chunk_sizes[] = {7, 32, 128, 1 << 20};
+  const std::uint64_t chunk = chunk_sizes[setup.between(0, std::size(chunk_sizes) - 1)];
   const bool lease = config.faults.has(fault::read) && setup.chance(0.5);
   const int drift = 1 + o.election_ticks / 5;
-  o.adjust = [batch, window, message_bytes, lease, drift, user = config.adjust](raft::options& r) {
+  o.adjust = [batch, window, message_bytes, chunk, lease, drift,
+              user = config.adjust](raft::options& r) {
     r.max_entries_per_message = batch;
     r.max_inflight_messages = window;
     r.max_bytes_per_message = message_bytes;
+    r.snapshot_chunk_bytes = chunk;
     if (lease) {
       r.read_mode = raft::read_mode::lease;
       r.lease_drift_ticks = drift;
     }
     if (user) user(r);
   };
+  if (config.faults.has(fault::snapshot)) {
+    // Snapshots every few entries, so that crashed, cut-off and new nodes are often fed by
+    // snapshots, in chunks small enough that a transfer spans many messages and faults.
+    o.snapshot_every = setup.between(4, 40);
+    o.snapshot_trailing = setup.between(0, 8);
+  }
   o.max_disk_latency = setup.chance(0.5) ? 60 : 200;
   if (config.faults.has(fault::skew)) o.max_clock_skew = 0.05;
   if (config.faults.has(fault::disk)) {

@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -26,8 +27,11 @@ using raft::node_id;
 using raft::role;
 using raft::term_t;
 
-/** Persists `rd` into `storage` the way a host must: entries, then hard state. */
+/** Persists `rd` into `storage` the way a host must: snapshot chunks, a received snapshot,
+ *  entries, then hard state. */
 inline void persist(memory_storage& storage, const raft::ready& rd) {
+  for (const auto& chunk : rd.snapshot_chunks) storage.write_snapshot_chunk(chunk);
+  if (rd.snapshot) storage.install_snapshot(*rd.snapshot);
   storage.append(rd.entries);
   if (rd.hard_state) storage.set_hard_state(*rd.hard_state);
 }
@@ -40,6 +44,15 @@ inline raft::options test_options(node_id id) {
   o.heartbeat_ticks = 1;
   o.seed = 42;
   return o;
+}
+
+/** Payloads of entries, skipping the leaders' empty no-ops. */
+inline std::vector<std::string> payloads(const std::vector<entry>& entries) {
+  std::vector<std::string> out;
+  for (const auto& e : entries) {
+    if (!e.payload.empty()) out.push_back(e.payload.to_string());
+  }
+  return out;
 }
 
 class test_cluster {
@@ -70,10 +83,34 @@ class test_cluster {
       for (auto& m : rd.messages) outbox_.push_back(m);
       persist(*n.storage, rd);
       for (auto& m : rd.persisted_messages) outbox_.push_back(m);
+      if (rd.snapshot) {
+        n.applied = decode_state(n.storage->snapshot_data());
+        ++n.restored;
+      }
       for (auto& e : rd.committed_entries) n.applied.push_back(e);
       n.raft->advance(rd);
     }
   }
+
+  /**
+   * Snapshots `id`'s applied state (its applied entries' payloads, one per line) and compacts
+   * its log up to the snapshot but `trailing` entries. Returns the snapshot's meta.
+   */
+  raft::snapshot_meta take_snapshot(node_id id, index_t trailing = 0) {
+    auto& n = nodes_.at(id);
+    const raft::snapshot_meta meta = n.raft->applied_meta();
+    REQUIRE(meta.index > 0);
+    std::string data;
+    for (const std::string& p : payloads(n.applied)) data += p + '\n';
+    REQUIRE_FALSE(n.storage->create_snapshot(meta, raft::shared_bytes(data)));
+    if (meta.index >= n.storage->first_index() + trailing) {
+      REQUIRE_FALSE(n.storage->compact(meta.index - trailing));
+    }
+    return meta;
+  }
+
+  /** How many times `id` restored its state from a received snapshot. */
+  int restored(node_id id) const { return nodes_.at(id).restored; }
 
   void process_all() {
     for (auto& [id, n] : nodes_) process(id);
@@ -149,7 +186,7 @@ class test_cluster {
     raft::options o = test_options(id);
     if (adjust_) adjust_(o);
     n.raft = std::make_unique<core<memory_storage>>(*n.storage, o);
-    n.applied.clear();
+    n.applied = decode_state(n.storage->snapshot_data());
   }
 
   /**
@@ -184,20 +221,45 @@ class test_cluster {
     std::unique_ptr<memory_storage> storage;
     std::unique_ptr<core<memory_storage>> raft;
     std::vector<entry> applied;
+    int restored = 0;
   };
+  // The test state machine's snapshot format: one applied payload per line.
+  static std::vector<entry> decode_state(const raft::shared_bytes& data) {
+    std::vector<entry> out;
+    const std::string text = data.to_string();
+    for (std::size_t at = 0; at < text.size();) {
+      const auto end = text.find('\n', at);
+      out.push_back(entry{0, 0, raft::shared_bytes(text.substr(at, end - at))});
+      at = end + 1;
+    }
+    return out;
+  }
   tweak adjust_;
   std::map<node_id, node> nodes_;
   std::vector<message> outbox_;
   std::set<std::pair<node_id, node_id>> cut_;
 };
 
-/** Payloads of entries, skipping the leaders' empty no-ops. */
-inline std::vector<std::string> payloads(const std::vector<entry>& entries) {
-  std::vector<std::string> out;
-  for (const auto& e : entries) {
-    if (!e.payload.empty()) out.push_back(e.payload.to_string());
+/** A cluster of `size` nodes whose initial membership is `members` (others are outsiders). */
+class member_cluster : public test_cluster {
+ public:
+  member_cluster(std::size_t size, const raft::membership& members, tweak adjust = {})
+      : test_cluster(size, std::move(adjust)) {
+    for (node_id id = 1; id <= size; ++id) {
+      stop(id);
+      storage(id) = memory_storage(members);
+      start(id);
+    }
   }
-  return out;
+};
+
+/** Ticks the leader and delivers until `done` or 50 rounds. */
+template <class Done>
+void settle(test_cluster& c, node_id leader, Done done) {
+  for (int i = 0; i < 50 && !done(); ++i) {
+    c.tick(leader);
+    c.deliver_all();
+  }
 }
 
 }  // namespace quorum::test

@@ -23,14 +23,14 @@ options:
   --nodes 3|5|7       cluster size (default: 3, 5 or 7 chosen by seed)
   --faults LIST       all (default), none, or a comma list of: drop, duplicate, reorder, clog,
                       partition, swizzle, crash, pause, disk, skew, transfer, read,
-                      membership
+                      membership, snapshot
   --ticks T           length of the safety phase in ticks (default 1000)
   --verbose           print every seed's result
   --trace             print every event of the run (use with --seed)
 test-only:
   --mutant NAME       run a deliberately broken core: commit_earlier_term, ack_before_persist,
                       double_vote, count_unpersisted_self, skip_log_check, unconfirmed_reads,
-                      leave_joint_early, learner_votes
+                      leave_joint_early, learner_votes, accept_any_chunk
   --expect-failure    succeed only if some seed fails (proves the checkers catch the mutant)
 )";
 
@@ -58,6 +58,7 @@ std::optional<quorum::raft::mutation> parse_mutation(std::string_view name) {
   if (name == "unconfirmed_reads") return mutation::unconfirmed_reads;
   if (name == "leave_joint_early") return mutation::leave_joint_early;
   if (name == "learner_votes") return mutation::learner_votes;
+  if (name == "accept_any_chunk") return mutation::accept_any_chunk;
   return std::nullopt;
 }
 

@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <span>
 #include <system_error>
 #include <utility>
@@ -104,6 +105,15 @@ class core {
    */
   std::error_code change_membership(const membership& target);
 
+  /**
+   * What a snapshot of the state machine taken now must record (paper 7): the applied index,
+   * its term, and the membership in force there. The host takes the state machine's snapshot
+   * between batches (after advance), stores it with this meta, and may then compact the log up
+   * to its index. Index 0 if there is nothing to snapshot (nothing applied, or a received
+   * snapshot is still being restored).
+   */
+  snapshot_meta applied_meta() const;
+
   /** True while a configuration entry is uncommitted or the group is in joint consensus. */
   bool membership_change_in_flight() const { return config_in_flight() || members_.joint(); }
 
@@ -190,6 +200,11 @@ class core {
   void handle_append(const message& m);
   void handle_heartbeat(const message& m);
   void handle_append_response(const message& m);
+  void handle_snapshot(const message& m);
+  void handle_snapshot_response(const message& m);
+  void install_snapshot(const snapshot_meta& meta);
+  bool send_snapshot_chunk(node_id to);
+  membership members_at(index_t index) const;
 
   /** Records a vote; returns +1 won, -1 lost, 0 pending. */
   int tally(node_id from, bool granted);
@@ -231,6 +246,11 @@ class core {
   std::vector<message> messages_;
   std::vector<message> persisted_messages_;
   std::vector<read_state> read_states_;
+  // Follower: the snapshot being received, chunks for the host to write, and a complete one to
+  // install and restore.
+  snapshot_receipt receiving_;
+  std::vector<snapshot_chunk> snapshot_chunks_;
+  std::optional<snapshot_meta> snapshot_to_install_;
 
   // Logical time, in ticks since this core started: read rounds and leases are measured in it.
   std::uint64_t ticks_ = 0;

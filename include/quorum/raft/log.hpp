@@ -29,13 +29,15 @@ class raft_log {
       : storage_(&storage),
         unstable_offset_(storage.last_index() + 1),
         committed_(storage.initial_state().hard.commit),
-        applied_(storage.first_index() - 1) {
+        applied_(std::max(storage.first_index() - 1, storage.snapshot().index)) {
     QUORUM_ASSERT(committed_ <= storage.last_index(),
                   "storage's hard state commits entries it does not hold");
     committed_ = std::max(committed_, applied_);
   }
 
-  index_t first_index() const { return storage_->first_index(); }
+  index_t first_index() const {
+    return pending_snapshot_ ? pending_snapshot_->index + 1 : storage_->first_index();
+  }
 
   index_t last_index() const {
     return unstable_.empty() ? unstable_offset_ - 1 : unstable_.back().index;
@@ -50,6 +52,11 @@ class raft_log {
   /** The term of entry i; sets ec (compacted / unavailable) and returns 0 when unknown. */
   term_t term(index_t i, std::error_code& ec) const {
     ec.clear();
+    if (pending_snapshot_ && i <= pending_snapshot_->index) {
+      if (i == pending_snapshot_->index) return pending_snapshot_->term;
+      ec = errc::compacted;
+      return 0;
+    }
     if (i >= unstable_offset_) {
       if (i > last_index()) {
         ec = errc::unavailable;
@@ -155,15 +162,51 @@ class raft_log {
 
   /** Committed entries not yet applied, durable here, bounded by max_bytes (at least one). */
   std::vector<entry> next_committed_entries(std::uint64_t max_bytes) const {
+    if (!has_next_committed()) return {};
     const index_t hi = std::min(committed_, persisted_index());
-    if (applied_ >= hi) return {};
     std::error_code ec;
     auto out = slice(applied_ + 1, hi + 1, max_bytes, ec);
     QUORUM_ASSERT(!ec, "committed entries missing from the log");
     return out;
   }
 
-  bool has_next_committed() const { return applied_ < std::min(committed_, persisted_index()); }
+  bool has_next_committed() const {
+    return !pending_snapshot_ && applied_ < std::min(committed_, persisted_index());
+  }
+
+  /**
+   * Paper 7: a received snapshot replaces the log up to meta.index; the entries after it stay
+   * only if the entry at meta.index has meta.term. Until snapshot_installed(), the log reads
+   * as compacted up to meta.index and nothing is applied: the state machine must be restored
+   * from the snapshot first.
+   */
+  void restore(index_t index, term_t t) {
+    QUORUM_ASSERT(index > committed_, "restoring a snapshot of committed entries");
+    if (match_term(index, t)) {
+      if (index >= unstable_offset_) {
+        unstable_.erase(unstable_.begin(), unstable_.begin() + static_cast<std::ptrdiff_t>(
+                                                                   index - unstable_offset_ + 1));
+        unstable_offset_ = index + 1;
+      }
+    } else {
+      unstable_.clear();
+      unstable_offset_ = index + 1;
+    }
+    pending_snapshot_ = pending_snapshot{index, t};
+    committed_ = index;
+  }
+
+  /** The snapshot at `index` handed out for restore is installed and the state machine
+   *  restored from it: the log continues from there. */
+  void snapshot_installed(index_t index) {
+    if (pending_snapshot_ && pending_snapshot_->index == index) pending_snapshot_.reset();
+    applied_ = std::max(applied_, index);
+  }
+
+  /** A restored snapshot's index not yet installed, or 0. */
+  index_t pending_snapshot_index() const {
+    return pending_snapshot_ ? pending_snapshot_->index : 0;
+  }
 
   /** The entries the host has yet to persist. */
   const std::vector<entry>& unstable() const noexcept { return unstable_; }
@@ -222,7 +265,13 @@ class raft_log {
     return out;
   }
 
+  struct pending_snapshot {
+    index_t index;
+    term_t term;
+  };
+
   const Storage* storage_;
+  std::optional<pending_snapshot> pending_snapshot_;
   std::vector<entry> unstable_;
   index_t unstable_offset_;
   index_t committed_;

@@ -8,7 +8,9 @@
 #include <quorum/raft/storage.hpp>
 #include <quorum/raft/types.hpp>
 
+#include <algorithm>
 #include <span>
+#include <utility>
 #include <vector>
 
 namespace quorum::raft {
@@ -21,7 +23,7 @@ class memory_storage {
     entries_.push_back(entry{});  // the compaction point: index 0, term 0
   }
 
-  raft::initial_state initial_state() const { return {hard_, members_}; }
+  raft::initial_state initial_state() const { return {hard_, members_, receiving_}; }
   index_t first_index() const noexcept { return entries_.front().index + 1; }
   index_t last_index() const noexcept { return entries_.front().index + entries_.size() - 1; }
 
@@ -82,25 +84,112 @@ class memory_storage {
   }
 
   /**
+   * Keeps `data` as the snapshot at `meta` (core::applied_meta() as the state machine's state
+   * was taken), replacing the previous one. Returns errc::compacted if not newer than the
+   * snapshot held, errc::unavailable if `meta` does not name an entry of the log; nothing
+   * changes then. The log stays as it is until compact().
+   */
+  std::error_code create_snapshot(const snapshot_meta& meta, shared_bytes data) {
+    if (meta.index <= snapshot_.index) return errc::compacted;
+    std::error_code ec;
+    if (term(meta.index, ec) != meta.term || ec) return errc::unavailable;
+    keep_snapshot(meta, std::move(data));
+    return {};
+  }
+
+  /**
    * Discards entries up to and including `index`, keeping its term as the compaction point.
-   * Returns errc::compacted if already compacted that far, errc::unavailable if beyond the
-   * last entry; nothing changes then.
+   * Returns errc::compacted if already compacted that far, errc::unavailable if `index` is
+   * beyond the snapshot (a log is compacted only into a snapshot); nothing changes then.
    */
   std::error_code compact(index_t index) {
     const index_t offset = entries_.front().index;
     if (index <= offset) return errc::compacted;
-    if (index > last_index()) return errc::unavailable;
+    if (index > snapshot_.index) return errc::unavailable;
     const auto drop = static_cast<std::ptrdiff_t>(index - offset);
     entries_.erase(entries_.begin(), entries_.begin() + drop);
     entries_.front().payload = {};
+    members_ = snapshot_.members;
     return {};
   }
 
+  snapshot_meta snapshot() const { return snapshot_; }
+  /** The bytes of the snapshot held (empty if none). */
+  const shared_bytes& snapshot_data() const noexcept { return snapshot_data_; }
+
+  /** Reads the current snapshot, or the one before it (kept so that streams of it that are
+   *  under way can finish). */
+  snapshot_piece read_snapshot(index_t index, std::uint64_t offset, std::uint64_t max_bytes,
+                               std::error_code& ec) const {
+    ec.clear();
+    const shared_bytes* data = nullptr;
+    if (index != 0 && index == snapshot_.index) data = &snapshot_data_;
+    if (index != 0 && index == previous_index_) data = &previous_data_;
+    if (data == nullptr) {
+      ec = errc::compacted;
+      return {};
+    }
+    const std::uint64_t size = data->size();
+    QUORUM_ASSERT(offset <= size, "snapshot read beyond its end");
+    const std::uint64_t n = std::min(size - offset, std::max<std::uint64_t>(max_bytes, 1));
+    return {shared_bytes(data->bytes().subspan(offset, n)), offset + n == size};
+  }
+
+  /** Writes a chunk of an incoming snapshot from a ready batch. */
+  void write_snapshot_chunk(const snapshot_chunk& chunk) {
+    if (chunk.offset == 0) {
+      receiving_ = {chunk.meta.index, chunk.meta.term, 0};
+      receiving_data_.clear();
+    }
+    QUORUM_ASSERT(receiving_.index == chunk.meta.index && receiving_.term == chunk.meta.term &&
+                      receiving_.bytes == chunk.offset,
+                  "snapshot chunks must arrive in order");
+    const auto bytes = chunk.data.bytes();
+    receiving_data_.insert(receiving_data_.end(), bytes.begin(), bytes.end());
+    receiving_.bytes += bytes.size();
+  }
+
+  /**
+   * Makes the completely received snapshot `meta` this store's snapshot, from a ready batch:
+   * the log up to meta.index is discarded, and the entries after it are kept only if the
+   * entry at meta.index has meta.term (paper 7, figure 13).
+   */
+  void install_snapshot(const snapshot_meta& meta) {
+    QUORUM_ASSERT(receiving_.index == meta.index && receiving_.term == meta.term,
+                  "installing a snapshot that was not received");
+    std::error_code ec;
+    const bool keep = term(meta.index, ec) == meta.term && !ec;
+    const index_t offset = entries_.front().index;
+    if (keep) {
+      entries_.erase(entries_.begin(),
+                     entries_.begin() + static_cast<std::ptrdiff_t>(meta.index - offset));
+    } else {
+      entries_.assign(1, entry{});
+    }
+    entries_.front() = entry{meta.term, meta.index, {}};
+    keep_snapshot(meta, shared_bytes(receiving_data_));
+    members_ = meta.members;
+    receiving_ = {};
+    receiving_data_.clear();
+  }
+
  private:
+  void keep_snapshot(const snapshot_meta& meta, shared_bytes data) {
+    previous_index_ = snapshot_.index;
+    previous_data_ = std::exchange(snapshot_data_, std::move(data));
+    snapshot_ = meta;
+  }
+
   membership members_;
   hard_state hard_;
   // entries_[0] is the compaction point (only its index and term matter), then the log.
   std::vector<entry> entries_;
+  snapshot_meta snapshot_;
+  shared_bytes snapshot_data_;
+  index_t previous_index_ = 0;
+  shared_bytes previous_data_;
+  snapshot_receipt receiving_;
+  std::vector<std::byte> receiving_data_;
 };
 
 static_assert(log_storage<memory_storage>);

@@ -31,10 +31,17 @@ enum class message_type : std::uint8_t {
   read_index_response = 10,
   /** Leadership transfer: the leader tells an up-to-date follower to campaign now. */
   timeout_now = 11,
+  /** InstallSnapshot (paper 7), one chunk: index/log_term name the snapshot's last entry,
+   *  context is the chunk's byte offset, data its bytes, last marks the final chunk. */
+  snapshot = 12,
+  /** A snapshot chunk's answer: context is how many bytes of the snapshot (index, log_term)
+   *  the follower holds durably; reject asks the leader to resend from there. The final
+   *  chunk is answered by an append_response once the snapshot is durable. */
+  snapshot_response = 13,
 };
 
 /** The highest valid message_type value; decoders refuse anything above it. */
-inline constexpr std::uint8_t max_message_type = 11;
+inline constexpr std::uint8_t max_message_type = 13;
 
 /** Vote context marking a campaign started by a leadership transfer (leases do not apply). */
 inline constexpr std::uint64_t campaign_transfer = 1;
@@ -53,6 +60,8 @@ inline std::string_view to_string(message_type t) noexcept {
     case message_type::read_index: return "read_index";
     case message_type::read_index_response: return "read_index_response";
     case message_type::timeout_now: return "timeout_now";
+    case message_type::snapshot: return "snapshot";
+    case message_type::snapshot_response: return "snapshot_response";
   }
   return "unknown";
 }
@@ -77,8 +86,15 @@ struct message {
   /** Append reject: the follower's suggestion for the leader's next probe (with log_term). */
   index_t reject_hint = 0;
   /** Heartbeats and their responses: the leader's read round. Read requests and responses:
-   *  the read's id. Votes: campaign_transfer for a transfer's campaign. */
+   *  the read's id. Votes: campaign_transfer for a transfer's campaign. Snapshots: a byte
+   *  offset. */
   std::uint64_t context = 0;
+  /** Snapshot: the chunk's bytes. */
+  shared_bytes data;
+  /** Snapshot: the membership the snapshot records. */
+  membership members;
+  /** Snapshot: this chunk ends the snapshot. */
+  bool last = false;
 
   friend bool operator==(const message&, const message&) = default;
 };

@@ -33,6 +33,8 @@ enum class mutation : std::uint8_t {
   leave_joint_early,
   /** Count a learner's vote in elections. */
   learner_votes,
+  /** Take snapshot chunks at any offset, out of order or twice (corrupts the snapshot). */
+  accept_any_chunk,
 };
 
 /** How the leader confirms it still leads before serving a read. */
@@ -84,6 +86,9 @@ struct options {
    * when nothing is pending, however large. 0 disables the limit.
    */
   std::uint64_t max_uncommitted_bytes = 64 << 20;
+  /** A snapshot is sent in chunks of at most this many bytes (>= 1), pipelined within the
+   *  same in-flight window as appends. */
+  std::uint64_t snapshot_chunk_bytes = 1 << 20;
   /** At most this many entry bytes handed to the host to apply in one ready batch. */
   std::uint64_t max_apply_bytes_per_ready = 16 << 20;
   /** A learner may become a voter once at most this many entries behind the leader's log. */
@@ -116,6 +121,8 @@ inline std::error_code validate(const options& o, std::string& what) {
     what = "options.max_inflight_messages must be >= 1";
   else if (o.max_inflight_bytes < 1)
     what = "options.max_inflight_bytes must be >= 1";
+  else if (o.snapshot_chunk_bytes < 1)
+    what = "options.snapshot_chunk_bytes must be >= 1";
   else if (o.read_mode == read_mode::lease && !o.check_quorum)
     what = "options.read_mode lease requires options.check_quorum";
   else if (o.read_mode == read_mode::lease &&

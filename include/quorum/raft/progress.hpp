@@ -47,10 +47,11 @@ class inflights {
  * How the leader replicates to one follower:
  * - probe: the match point is unknown; one append at a time until one is accepted;
  * - replicate: the follower is in line; appends are pipelined within the in-flight window;
- * - snapshot_needed: the entries the follower needs were compacted; appends stop until it
- *   receives a snapshot.
+ * - snapshot: the entries the follower needs were compacted; it is sent the snapshot in chunks
+ *   (pipelined within the same window, resumed from the last acknowledged byte), and appends
+ *   wait until it acknowledges receipt of the whole snapshot.
  */
-enum class progress_state : std::uint8_t { probe, replicate, snapshot_needed };
+enum class progress_state : std::uint8_t { probe, replicate, snapshot };
 
 std::string_view to_string(progress_state s) noexcept;
 
@@ -75,8 +76,8 @@ class progress {
   void become_probe();
   /** Pipelining from match + 1. */
   void become_replicate();
-  /** Appends stop: the entries needed were compacted. */
-  void become_snapshot_needed();
+  /** Appends stop: the follower is sent the snapshot `meta` from its first byte. */
+  void become_snapshot(const snapshot_meta& meta);
   /** Forget everything: new leader, or this node's match and next restart from `next`. */
   void reset(index_t next, index_t match);
 
@@ -95,8 +96,26 @@ class progress {
    */
   bool maybe_decrease_to(index_t rejected, index_t hint);
 
-  /** A heartbeat was answered: unpause a probe, and release one slot of a full window. */
+  /**
+   * A heartbeat was answered: unpause a probe, and release one slot of a full window. While
+   * sending a snapshot: after two answers in a row with chunks outstanding and none
+   * acknowledged, chunks were lost; resend from the last acknowledged byte.
+   */
   void heartbeat_answered();
+
+  // ---- snapshot state ----
+  /** The snapshot being sent. */
+  const snapshot_meta& snapshot() const noexcept { return snapshot_; }
+  index_t snapshot_index() const noexcept { return snapshot_.index; }
+  /** The next byte of the snapshot to send. */
+  std::uint64_t snapshot_offset() const noexcept { return snapshot_sent_; }
+  /** Records a chunk sent, ending at byte `end`; `last` if it ends the snapshot. */
+  void sent_snapshot_chunk(std::uint64_t end, std::uint64_t bytes, bool last);
+  /** The follower holds `received` bytes durably: frees the chunks it covers. */
+  void snapshot_received(std::uint64_t received);
+  /** The follower holds `received` bytes and wants the rest from there (it refused a chunk
+   *  out of order). Ignored if stale. */
+  void snapshot_rewind(std::uint64_t received);
 
  private:
   index_t match_ = 0;
@@ -104,6 +123,12 @@ class progress {
   progress_state state_ = progress_state::probe;
   bool probe_sent_ = false;
   class inflights inflights_;
+  snapshot_meta snapshot_;
+  std::uint64_t snapshot_sent_ = 0;
+  std::uint64_t snapshot_acked_ = 0;
+  std::uint64_t snapshot_acked_at_last_heartbeat_ = 0;
+  int snapshot_stalls_ = 0;
+  bool snapshot_last_sent_ = false;
 };
 
 }  // namespace quorum::raft

@@ -36,12 +36,17 @@ struct read_state {
  * 1. `messages`: send now, even before persisting. These are the leader's appends and
  *    heartbeats; a leader may write its own log in parallel with replicating it
  *    (dissertation 10.2.1) because its own entry counts for commit only after advance().
- * 2. `entries`: append to storage (truncating any existing suffix from the first one's index)
- *    and `hard_state` (if set): write it. Then make both durable (fdatasync).
+ * 2. `snapshot_chunks`: write each to the incoming snapshot, in order (offset 0 starts a new
+ *    one). `snapshot` (if set): the incoming snapshot is complete; make it this node's
+ *    snapshot, discard the log up to its index, and keep the entries after it only if the
+ *    entry at its index has its term (paper 7, figure 13). `entries`: append to storage
+ *    (truncating any existing suffix from the first one's index). `hard_state` (if set):
+ *    write it. Then make all of it durable (fdatasync), in this order.
  * 3. `persisted_messages`: send only after step 2 is durable. They vouch for it: votes granted,
- *    appends acknowledged, terms adopted.
- * 4. `committed_entries`: apply in order. They are already durable on this node.
- *    `read_states`: serve each read once applied up to its index (maybe in a later batch).
+ *    appends and snapshots acknowledged, terms adopted.
+ * 4. `snapshot` (if set): restore the state machine from it. `committed_entries`: apply in
+ *    order; they are already durable on this node and follow the snapshot. `read_states`:
+ *    serve each read once applied up to its index (maybe in a later batch).
  * 5. call advance(ready) with this same batch.
  *
  * Between get_ready() and advance() the host may keep calling step(), tick() and propose();
@@ -52,6 +57,8 @@ struct read_state {
 struct ready {
   std::optional<raft::soft_state> soft_state;
   std::optional<raft::hard_state> hard_state;
+  std::vector<snapshot_chunk> snapshot_chunks;
+  std::optional<snapshot_meta> snapshot;
   std::vector<entry> entries;
   std::vector<message> messages;
   std::vector<message> persisted_messages;

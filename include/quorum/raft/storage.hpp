@@ -26,6 +26,12 @@ namespace quorum::raft {
  * - `entries(lo, hi, max_bytes, ec)`: entries [lo, hi), at least one if lo < hi, then stopping
  *   before the total entry_footprint would exceed max_bytes; errc::compacted / unavailable as
  *   for term.
+ * - `snapshot()`: the latest complete snapshot's meta (index 0 if none). The compaction point
+ *   is at or below its index: a log is compacted only into a snapshot.
+ * - `read_snapshot(index, offset, max_bytes, ec)`: up to max_bytes (at least one byte unless
+ *   at the end) of the snapshot at `index` from `offset`, with `last` set at its end; sets ec
+ *   to errc::compacted if that snapshot is no longer held (a newer one replaced it). The bytes
+ *   at an offset never change: a stream may resume anywhere.
  */
 template <class S>
 concept log_storage = requires(const S& s, index_t i, std::uint64_t max_bytes,
@@ -35,6 +41,8 @@ concept log_storage = requires(const S& s, index_t i, std::uint64_t max_bytes,
   { s.last_index() } -> std::same_as<index_t>;
   { s.term(i, ec) } -> std::same_as<term_t>;
   { s.entries(i, i, max_bytes, ec) } -> std::same_as<std::vector<entry>>;
+  { s.snapshot() } -> std::same_as<snapshot_meta>;
+  { s.read_snapshot(i, max_bytes, max_bytes, ec) } -> std::same_as<snapshot_piece>;
 };
 
 }  // namespace quorum::raft

@@ -195,10 +195,51 @@ std::optional<membership> decode_membership(std::span<const std::byte> bytes);
 /** Checks a membership a user proposes; sets `what` and returns errc::invalid_membership. */
 std::error_code validate(const membership& m, std::string& what);
 
+/**
+ * What a snapshot covers (paper 7): the log up to `index`, whose entry had `term`, and the
+ * membership in force at that index (dissertation 5.2). Index 0 means "no snapshot".
+ */
+struct snapshot_meta {
+  index_t index = 0;
+  term_t term = 0;
+  membership members;
+
+  friend bool operator==(const snapshot_meta&, const snapshot_meta&) = default;
+};
+
+/** Bytes of a stored snapshot read for sending; `last` marks its end. */
+struct snapshot_piece {
+  shared_bytes data;
+  bool last = false;
+};
+
+/**
+ * A piece of an incoming snapshot that the host must write. Pieces of one snapshot arrive in
+ * order; offset 0 starts a new incoming snapshot and discards any other partly received one.
+ */
+struct snapshot_chunk {
+  snapshot_meta meta;
+  std::uint64_t offset = 0;
+  shared_bytes data;
+  bool last = false;
+};
+
+/** A partly received snapshot: the first `bytes` of the snapshot (index, term) are durable. */
+struct snapshot_receipt {
+  index_t index = 0;
+  term_t term = 0;
+  std::uint64_t bytes = 0;
+
+  friend bool operator==(const snapshot_receipt&, const snapshot_receipt&) = default;
+};
+
 /** What a node finds in its storage when it starts. */
 struct initial_state {
   hard_state hard;
+  /** The membership at the compaction point: the snapshot's, or the bootstrap one. */
   membership members;
+  /** An incoming snapshot received in part before the node stopped, to resume. */
+  snapshot_receipt receiving = {};
 };
 
 /** A node's role in the current term. */

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <span>
 #include <string>
 #include <utility>
@@ -16,8 +17,9 @@
 
 namespace quorum::sim {
 
-/** Looks up the term of an entry in some node's log (0 if absent). */
-using term_lookup = std::function<raft::term_t(raft::index_t)>;
+/** Looks up the term of an entry in some node's log: 0 if absent, nothing if compacted into
+ *  the node's snapshot (which the checker verifies separately). */
+using term_lookup = std::function<std::optional<raft::term_t>(raft::index_t)>;
 
 class safety_checker {
  public:
@@ -27,9 +29,18 @@ class safety_checker {
   void on_entries(raft::node_id node, raft::term_t prev_term, std::span<const raft::entry> entries);
   /** A node in term `node_term` applies an entry (it must be the next one for that node). */
   void on_apply(raft::node_id node, raft::term_t node_term, const raft::entry& e);
-  /** A node restarts from its disk: it applies again from the start; its log must still hold
-   *  every committed entry up to its durable commit index. */
-  void on_restart(raft::node_id node, raft::index_t durable_commit, const term_lookup& term_at);
+  /** A node restarts from its disk: it applies again after `applied` (its snapshot's index);
+   *  its log must still hold every committed entry up to its durable commit index. */
+  void on_restart(raft::node_id node, raft::index_t durable_commit, raft::index_t applied,
+                  const term_lookup& term_at);
+  /** A node took a snapshot of its state machine at `index` (term `term`); `data_hash` is
+   *  payload_hash of its bytes. Snapshots at one index must be identical everywhere. */
+  void on_snapshot(raft::node_id node, raft::index_t index, raft::term_t term,
+                   std::uint64_t data_hash);
+  /** A node restored its state machine from a received snapshot: it must be one some node
+   *  took, and the node applies on after its index. */
+  void on_restore(raft::node_id node, raft::index_t index, raft::term_t term,
+                  std::uint64_t data_hash);
   /** A client was told its write at (index, term) succeeded. */
   void on_acknowledged(raft::index_t index, raft::term_t term);
   /** Something the driver itself found wrong. */
@@ -61,6 +72,7 @@ class safety_checker {
   std::map<std::pair<raft::index_t, raft::term_t>, seen_entry> seen_;
   std::vector<committed_entry> committed_;
   std::map<raft::node_id, raft::index_t> applied_;
+  std::map<raft::index_t, std::pair<raft::term_t, std::uint64_t>> snapshots_;
   std::size_t acknowledged_ = 0;
   std::string violation_;
 };

@@ -30,6 +30,18 @@ concept state_machine = std::default_initializable<T> && requires(T& sm, const r
   { sm.apply(e) } -> std::convertible_to<std::string>;
 };
 
+/**
+ * A state machine whose state can be saved as bytes and restored from them: the cluster then
+ * takes snapshots, compacts logs, and brings lagging nodes up with snapshots. `restore`
+ * replaces the whole state and returns false if the bytes are not a valid snapshot.
+ */
+template <class T>
+concept snapshottable = state_machine<T> &&
+    requires(T& sm, const T& csm, const raft::shared_bytes& bytes) {
+  { csm.snapshot() } -> std::same_as<raft::shared_bytes>;
+  { sm.restore(bytes) } -> std::same_as<bool>;
+};
+
 /** A state machine that also answers read-only queries (served by linearizable reads). */
 template <class T>
 concept queryable = state_machine<T> && requires(const T& sm, const std::string& q) {
@@ -73,6 +85,11 @@ struct cluster_options {
   sim_time min_client_latency = 5;
   sim_time max_client_latency = 30;
   disk_faults disk;
+  /** With a snapshottable state machine: a node snapshots its state once it has applied this
+   *  many entries past its last snapshot (0: never), then compacts its log up to the snapshot
+   *  but a random number of trailing entries in [0, snapshot_trailing]. */
+  raft::index_t snapshot_every = 0;
+  raft::index_t snapshot_trailing = 0;
   /** If set, receives one line per event (deliveries, role changes, persists, applies,
    *  crashes): the readable trace of a replayed seed. */
   std::function<void(const std::string&)> log;
@@ -171,6 +188,8 @@ class cluster {
   void pump(node& n);
   void finish_persist(node& n);
   void apply(node& n, const raft::entry& e);
+  void restore(node& n, const raft::snapshot_meta& meta);
+  void maybe_snapshot(node& n);
   void observe(node& n);
   void on_read_states(node& n, const std::vector<raft::read_state>& states);
   void serve_reads(node& n);

@@ -43,18 +43,36 @@ class disk {
   explicit disk(raft::membership members);
 
   // ---- log_storage: what has been written, synced or not (the page cache's view) ----
-  raft::initial_state initial_state() const { return {written_.hard, members_}; }
-  raft::index_t first_index() const noexcept { return 1; }
-  raft::index_t last_index() const noexcept { return written_.log.size(); }
+  raft::initial_state initial_state() const {
+    return {written_.hard, written_.members, written_.receiving};
+  }
+  raft::index_t first_index() const noexcept { return written_.base + 1; }
+  raft::index_t last_index() const noexcept { return written_.base + written_.log.size(); }
   raft::term_t term(raft::index_t i, std::error_code& ec) const;
   /** Throws disk_failure on an injected read error or a checksum mismatch. */
   std::vector<raft::entry> entries(raft::index_t lo, raft::index_t hi, std::uint64_t max_bytes,
                                    std::error_code& ec) const;
+  raft::snapshot_meta snapshot() const { return written_.snapshot.meta; }
+  /** Reads the current snapshot or the one before it; throws disk_failure on damage. */
+  raft::snapshot_piece read_snapshot(raft::index_t index, std::uint64_t offset,
+                                     std::uint64_t max_bytes, std::error_code& ec) const;
+  /** The current snapshot's bytes, to restore a state machine; throws disk_failure on damage. */
+  raft::shared_bytes snapshot_data() const;
 
   // ---- writes: volatile until sync() ----
   /** Appends entries, replacing any suffix from the first one's index. */
   void append(std::span<const raft::entry> batch);
   void set_hard_state(const raft::hard_state& hs);
+  /** Keeps `data` as the snapshot at `meta` (the previous one stays readable). Returns
+   *  errc::compacted if not newer, errc::unavailable if `meta` names no entry of the log. */
+  std::error_code create_snapshot(const raft::snapshot_meta& meta, raft::shared_bytes data);
+  /** Discards the log up to `index`, which the snapshot must cover (else errc::unavailable;
+   *  errc::compacted if already compacted that far). */
+  std::error_code compact(raft::index_t index);
+  /** Writes a chunk of an incoming snapshot (ready::snapshot_chunks). */
+  void write_snapshot_chunk(const raft::snapshot_chunk& chunk);
+  /** Makes the received snapshot this disk's snapshot (ready::snapshot), paper 7's rules. */
+  void install_snapshot(const raft::snapshot_meta& meta);
   /** Makes every write so far durable, or fails with errc::io_error (nothing is then known to
    *  be durable; the node must stop, never retry). */
   std::error_code sync();
@@ -80,25 +98,44 @@ class disk {
 
   /** The durable hard state and log length, for checkers (no faults). */
   const raft::hard_state& durable_hard_state() const noexcept { return durable_.hard; }
-  raft::index_t durable_last_index() const noexcept { return durable_.log.size(); }
+  raft::index_t durable_last_index() const noexcept { return durable_.base + durable_.log.size(); }
 
  private:
   struct record {
     raft::entry e;
     std::uint64_t checksum;
   };
-  struct image {
-    std::vector<record> log;  // log[i] holds index i + 1
-    raft::hard_state hard;
+  struct stored_snapshot {
+    raft::snapshot_meta meta;
+    raft::shared_bytes data;
+    std::uint64_t checksum = 0;
   };
+  struct image {
+    std::vector<record> log;  // log[i] holds index base + 1 + i
+    raft::index_t base = 0;   // the compaction point and its term
+    raft::term_t base_term = 0;
+    raft::hard_state hard;
+    raft::membership members;  // at the compaction point
+    stored_snapshot snapshot;
+    stored_snapshot previous;
+    raft::snapshot_receipt receiving;
+    std::vector<std::byte> receiving_data;
+  };
+  enum class write_kind : std::uint8_t { entries, hard, snapshot, compact, chunk, install };
   struct write {
+    write_kind kind = write_kind::entries;
     std::vector<record> batch;
-    std::optional<raft::hard_state> hard;
+    raft::hard_state hard;
+    stored_snapshot snapshot;
+    raft::index_t index = 0;
+    raft::snapshot_chunk chunk;
   };
   static std::uint64_t checksum(const raft::entry& e);
+  static std::uint64_t checksum(const raft::shared_bytes& data);
   static void apply(image& target, const write& w);
+  void issue(write w);
+  const stored_snapshot* find_snapshot(raft::index_t index) const;
 
-  raft::membership members_;
   image durable_;
   image written_;
   std::vector<write> pending_;

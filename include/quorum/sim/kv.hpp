@@ -23,6 +23,10 @@ namespace quorum::sim {
 class kv_state_machine {
  public:
   std::string apply(const raft::entry& e);
+  /** The whole state as "<key> <value>\n" lines, in key order. */
+  raft::shared_bytes snapshot() const;
+  /** Replaces the state with a snapshot's; false (state unchanged) if the bytes are malformed. */
+  bool restore(const raft::shared_bytes& bytes);
   /** The value of key `key`, "0" if none (served by linearizable reads). */
   std::string query(const std::string& key) const;
 
@@ -46,6 +50,7 @@ enum class fault : std::uint32_t {
   transfer = 1 << 10,    // the leader hands leadership to a random voter
   read = 1 << 11,        // client reads use ReadIndex or leases, also on followers
   membership = 1 << 12,  // voters removed and demoted, learners added and promoted
+  snapshot = 1 << 13,    // frequent snapshots and compaction; lagging nodes fed in small chunks
 };
 
 /** A set of fault classes. */

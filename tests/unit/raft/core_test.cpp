@@ -920,22 +920,6 @@ TEST_CASE("a restarted node recovers its term, vote and log from storage", "[raf
   CHECK(payloads(c.applied(2)) == std::vector<std::string>{"x"});  // re-applied from index 1
 }
 
-TEST_CASE("a follower whose entries were compacted away is marked as needing a snapshot",
-          "[raft][progress]") {
-  test_cluster c(3);
-  c.isolate(3);
-  c.elect(1);
-  for (int i = 0; i < 5; ++i) REQUIRE_FALSE(c[1].propose(raft::shared_bytes("p")).error);
-  c.deliver_all();
-  REQUIRE_FALSE(c.storage(1).compact(c[1].log().committed()));
-  c.heal();
-  c.tick(1);
-  c.deliver_all();
-  CHECK(c[1].progress_of(3)->state() == raft::progress_state::snapshot_needed);
-  CHECK(c[1].progress_of(3)->is_paused());
-  CHECK(c[1].current_role() == role::leader);
-}
-
 TEST_CASE("a leader's new appends can leave while its previous batch is being persisted",
           "[raft][ready][dissertation-10.2.1]") {
   test_cluster c(3);

@@ -10,32 +10,6 @@ using namespace quorum;
 using namespace quorum::test;
 using raft::membership;
 
-namespace {
-
-/** A cluster of `size` nodes whose initial membership is `members` (others are outsiders). */
-class member_cluster : public test_cluster {
- public:
-  member_cluster(std::size_t size, const membership& members, tweak adjust = {})
-      : test_cluster(size, std::move(adjust)) {
-    for (node_id id = 1; id <= size; ++id) {
-      stop(id);
-      storage(id) = memory_storage(members);
-      start(id);
-    }
-  }
-};
-
-/** Ticks the leader and delivers until `done` or 50 rounds. */
-template <class Done>
-void settle(test_cluster& c, node_id leader, Done done) {
-  for (int i = 0; i < 50 && !done(); ++i) {
-    c.tick(leader);
-    c.deliver_all();
-  }
-}
-
-}  // namespace
-
 TEST_CASE("a joint configuration needs a majority of the old and of the new voters",
           "[raft][dissertation-4.3]") {
   const membership joint{{1, 4, 5}, {1, 2, 3}};

@@ -61,11 +61,41 @@ TEST_CASE("stale rejections are ignored", "[raft][progress]") {
   CHECK(pr.next() == 6);                    // never below match + 1
 }
 
-TEST_CASE("a follower that needs a snapshot gets no appends", "[raft][progress]") {
-  progress pr(1, 8, 1 << 20);
-  pr.become_snapshot_needed();
-  CHECK(pr.is_paused());
-  CHECK(to_string(pr.state()) == "snapshot-needed");
-  pr.become_probe();
+TEST_CASE("snapshot chunks are pipelined within the window and resumed from the acknowledged byte",
+          "[raft][progress][paper-7]") {
+  progress pr(1, 2, 1 << 20);
+  pr.become_snapshot({10, 3, {{1, 2, 3}}});
+  CHECK(to_string(pr.state()) == "snapshot");
+  CHECK(pr.snapshot_index() == 10);
+  pr.sent_snapshot_chunk(100, 100, false);
   CHECK_FALSE(pr.is_paused());
+  pr.sent_snapshot_chunk(200, 100, false);
+  CHECK(pr.is_paused());  // window of two chunks full
+  pr.snapshot_received(100);
+  CHECK_FALSE(pr.is_paused());
+  CHECK(pr.snapshot_offset() == 200);
+  pr.snapshot_rewind(50);  // stale: the follower already holds 100
+  CHECK(pr.snapshot_offset() == 200);
+  pr.snapshot_rewind(100);  // chunk 100..200 was lost: resend from 100
+  CHECK(pr.snapshot_offset() == 100);
+  CHECK(pr.inflights().count() == 0);
+  pr.sent_snapshot_chunk(150, 50, true);
+  CHECK(pr.is_paused());                    // everything sent: wait for the receipt
+  CHECK_FALSE(pr.maybe_decrease_to(0, 0));  // append rejections are stale now
+}
+
+TEST_CASE("a snapshot stream stalled for two heartbeat answers is resent from the last ack",
+          "[raft][progress][paper-7]") {
+  progress pr(1, 8, 1 << 20);
+  pr.become_snapshot({10, 3, {{1, 2, 3}}});
+  pr.sent_snapshot_chunk(100, 100, false);
+  pr.heartbeat_answered();  // the chunk may still be on its way
+  CHECK(pr.snapshot_offset() == 100);
+  pr.heartbeat_answered();  // two answers and no acknowledgement: lost
+  CHECK(pr.snapshot_offset() == 0);
+  pr.sent_snapshot_chunk(100, 100, false);
+  pr.snapshot_received(100);
+  pr.heartbeat_answered();
+  pr.heartbeat_answered();  // nothing outstanding: no rewind
+  CHECK(pr.snapshot_offset() == 100);
 }

@@ -27,6 +27,7 @@ core<Storage>::core(const Storage& storage, const options& opts)
     next = batch.back().index + 1;
     record_configs(batch);
   }
+  receiving_ = init.receiving;
   term_ = init.hard.term;
   vote_ = init.hard.vote;
   prev_hard_state_ = init.hard;
@@ -249,6 +250,15 @@ inline std::error_code check_message(const message& m, node_id self) {
   const auto type = static_cast<std::uint8_t>(m.type);
   if (type == 0 || type > max_message_type) return errc::malformed_message;
   if (m.from == no_node || m.from == self) return errc::malformed_message;
+  if (m.type != message_type::snapshot && (!m.data.empty() || m.last)) {
+    return errc::malformed_message;
+  }
+  if (m.type == message_type::snapshot) {
+    // (A joint configuration may list a demoted voter among the learners: no validate().)
+    if (m.index == 0 || m.log_term == 0 || m.log_term > m.term || m.members.voters.empty()) {
+      return errc::malformed_message;
+    }
+  }
   if (!m.entries.empty()) {
     if (m.type != message_type::append) return errc::malformed_message;
     index_t expected = m.index + 1;
@@ -270,7 +280,7 @@ inline std::error_code check_message(const message& m, node_id self) {
 }
 
 inline bool is_from_leader(message_type t) {
-  return t == message_type::append || t == message_type::heartbeat;
+  return t == message_type::append || t == message_type::heartbeat || t == message_type::snapshot;
 }
 
 }  // namespace detail_core
@@ -371,6 +381,10 @@ void core<Storage>::step_leader(const message& m) {
       pr.recent_active = true;
       handle_append_response(m);
       break;
+    case message_type::snapshot_response:
+      pr.recent_active = true;
+      handle_snapshot_response(m);
+      break;
     case message_type::heartbeat_response: {
       pr.recent_active = true;
       pr.heartbeat_answered();
@@ -400,7 +414,12 @@ void core<Storage>::handle_append_response(const message& m) {
   if (m.index > log_.last_index()) return;  // acknowledges entries we never sent: ignore
   const bool was_paused = pr.is_paused();
   if (!pr.maybe_update(m.index)) return;
-  if (pr.state() == progress_state::probe) pr.become_replicate();
+  // A probe that matched, or a snapshot whose receipt the follower acknowledged, moves to
+  // pipelined replication from the match point.
+  if (pr.state() == progress_state::probe ||
+      (pr.state() == progress_state::snapshot && pr.match() >= pr.snapshot_index())) {
+    pr.become_replicate();
+  }
   const bool committed = maybe_commit();
   // A commit may have removed this leader (it stepped down) or this follower from the group.
   if (role_ != role::leader || !progress_.contains(m.from)) return;
@@ -421,6 +440,7 @@ void core<Storage>::step_candidate(const message& m) {
   switch (m.type) {
     case message_type::append:
     case message_type::heartbeat:
+    case message_type::snapshot:
       // Paper 5.2: a candidate that hears from a leader of its term returns to follower.
       become_follower(m.term, m.from);
       step_follower(m);
@@ -457,6 +477,11 @@ void core<Storage>::step_follower(const message& m) {
       election_elapsed_ = 0;
       leader_ = m.from;
       handle_heartbeat(m);
+      break;
+    case message_type::snapshot:
+      election_elapsed_ = 0;
+      leader_ = m.from;
+      handle_snapshot(m);
       break;
     case message_type::timeout_now:
       // Dissertation 3.10: the leader hands over; campaign at once, without PreVote, and
@@ -560,6 +585,7 @@ void core<Storage>::broadcast_heartbeat() {
 template <log_storage Storage>
 bool core<Storage>::send_append(node_id to, bool send_if_empty) {
   class progress& pr = progress_.at(to);
+  if (pr.state() == progress_state::snapshot) return send_snapshot_chunk(to);
   if (pr.is_paused()) return false;
   const index_t prev = pr.next() - 1;
   std::error_code ec;
@@ -570,9 +596,12 @@ bool core<Storage>::send_append(node_id to, bool send_if_empty) {
                               ec);
   }
   if (ec) {
-    // The follower needs entries this log no longer has: only a snapshot can bring it up.
-    pr.become_snapshot_needed();
-    return false;
+    // The follower needs entries this log no longer has: only a snapshot can bring it up. (A
+    // snapshot this node received is sent on only once installed.)
+    const snapshot_meta snap = storage_->snapshot();
+    if (ec != errc::compacted || snap.index + 1 < log_.first_index()) return false;
+    pr.become_snapshot(snap);
+    return send_snapshot_chunk(to);
   }
   if (batch.empty() && !send_if_empty) return false;
   std::uint64_t bytes = 0;
@@ -590,6 +619,129 @@ bool core<Storage>::send_append(node_id to, bool send_if_empty) {
   // Dissertation 10.2.1: the leader replicates before its own write is durable.
   send_now(std::move(m));
   return true;
+}
+
+template <log_storage Storage>
+bool core<Storage>::send_snapshot_chunk(node_id to) {
+  class progress& pr = progress_.at(to);
+  if (pr.is_paused()) return false;
+  std::error_code ec;
+  snapshot_piece piece = storage_->read_snapshot(pr.snapshot_index(), pr.snapshot_offset(),
+                                                 opts_.snapshot_chunk_bytes, ec);
+  if (ec) {
+    // The snapshot being sent was replaced by a newer one: start over with that.
+    const snapshot_meta snap = storage_->snapshot();
+    if (snap.index == pr.snapshot_index()) return false;
+    pr.become_snapshot(snap);
+    piece = storage_->read_snapshot(snap.index, 0, opts_.snapshot_chunk_bytes, ec);
+    if (ec) return false;
+  }
+  message m;
+  m.type = message_type::snapshot;
+  m.to = to;
+  m.index = pr.snapshot().index;
+  m.log_term = pr.snapshot().term;
+  m.context = pr.snapshot_offset();
+  m.members = pr.snapshot().members;
+  m.last = piece.last;
+  const std::uint64_t size = piece.data.size();
+  m.data = std::move(piece.data);
+  pr.sent_snapshot_chunk(m.context + size, size, m.last);
+  send_now(std::move(m));
+  return true;
+}
+
+template <log_storage Storage>
+void core<Storage>::handle_snapshot_response(const message& m) {
+  class progress& pr = progress_.at(m.from);
+  if (pr.state() != progress_state::snapshot || m.index != pr.snapshot().index ||
+      m.log_term != pr.snapshot().term) {
+    return;  // about another snapshot, or one that finished: stale
+  }
+  if (m.reject) {
+    pr.snapshot_rewind(m.context);
+  } else {
+    pr.snapshot_received(m.context);
+  }
+  while (send_snapshot_chunk(m.from)) {
+  }
+}
+
+template <log_storage Storage>
+void core<Storage>::handle_snapshot(const message& m) {
+  if (m.index <= log_.committed()) {
+    // Paper 7: the snapshot covers nothing we lack (every committed entry matches the
+    // leader's log): acknowledge our commit index instead.
+    message r;
+    r.type = message_type::append_response;
+    r.to = m.from;
+    r.index = log_.committed();
+    send_after_persist(std::move(r));
+    return;
+  }
+  if (receiving_.index != m.index || receiving_.term != m.log_term) {
+    // Another snapshot than the one partly received: that one is of no more use.
+    receiving_ = {m.index, m.log_term, 0};
+  }
+  message r;
+  r.type = message_type::snapshot_response;
+  r.to = m.from;
+  r.index = m.index;
+  r.log_term = m.log_term;
+  if (m.context != receiving_.bytes && !mutated(mutation::accept_any_chunk)) {
+    // Out of order (a chunk lost or reordered), or a resumed stream: say what we hold.
+    r.reject = true;
+    r.context = receiving_.bytes;
+    send_after_persist(std::move(r));
+    return;
+  }
+  const snapshot_meta meta{m.index, m.log_term, m.members};
+  snapshot_chunks_.push_back({meta, receiving_.bytes, m.data, m.last});
+  receiving_.bytes += m.data.size();
+  if (!m.last) {
+    // Acknowledges receipt once the chunk is durable; the leader sends on meanwhile.
+    r.context = receiving_.bytes;
+    send_after_persist(std::move(r));
+    return;
+  }
+  install_snapshot(meta);
+  // Receipt of the whole snapshot is acknowledged once it is durable, before the state
+  // machine is restored from it: a slow restore never makes the leader send it again.
+  message done;
+  done.type = message_type::append_response;
+  done.to = m.from;
+  done.index = m.index;
+  send_after_persist(std::move(done));
+}
+
+template <log_storage Storage>
+void core<Storage>::install_snapshot(const snapshot_meta& meta) {
+  log_.restore(meta.index, meta.term);
+  receiving_ = {};
+  snapshot_to_install_ = meta;
+  // Dissertation 5.2: the snapshot's membership replaces the configurations it covers;
+  // configuration entries after it stay only if the log after it stayed.
+  std::erase_if(configs_, [&](const config_record& c) { return c.index <= meta.index; });
+  base_members_ = meta.members;
+  refresh_members();
+}
+
+template <log_storage Storage>
+membership core<Storage>::members_at(index_t index) const {
+  for (auto it = configs_.rbegin(); it != configs_.rend(); ++it) {
+    if (it->index <= index) return it->members;
+  }
+  return base_members_;
+}
+
+template <log_storage Storage>
+snapshot_meta core<Storage>::applied_meta() const {
+  const index_t applied = log_.applied();
+  if (applied == 0 || log_.pending_snapshot_index() != 0) return {};
+  std::error_code ec;
+  const term_t t = log_.term(applied, ec);
+  if (ec) return {};
+  return {applied, t, members_at(applied)};
 }
 
 template <log_storage Storage>
@@ -661,8 +813,9 @@ proposal_result core<Storage>::propose(std::span<const shared_bytes> payloads) {
 template <log_storage Storage>
 bool core<Storage>::has_ready() const {
   return !messages_.empty() || !persisted_messages_.empty() || !read_states_.empty() ||
-         !log_.unstable().empty() || hard_state() != prev_hard_state_ ||
-         current_soft_state() != prev_soft_state_ || log_.has_next_committed();
+         !snapshot_chunks_.empty() || snapshot_to_install_ || !log_.unstable().empty() ||
+         hard_state() != prev_hard_state_ || current_soft_state() != prev_soft_state_ ||
+         log_.has_next_committed();
 }
 
 template <log_storage Storage>
@@ -674,6 +827,8 @@ ready core<Storage>::get_ready() {
     prev_soft_state_ = *rd.soft_state;
   }
   if (hard_state() != prev_hard_state_) rd.hard_state = hard_state();
+  rd.snapshot_chunks = std::exchange(snapshot_chunks_, {});
+  rd.snapshot = std::exchange(snapshot_to_install_, std::nullopt);
   rd.entries = log_.unstable();
   rd.messages = std::move(messages_);
   rd.persisted_messages = std::move(persisted_messages_);
@@ -690,6 +845,7 @@ void core<Storage>::advance(const ready& rd) {
   QUORUM_ASSERT(ready_pending_, "advance() without get_ready()");
   ready_pending_ = false;
   if (rd.hard_state) prev_hard_state_ = *rd.hard_state;
+  if (rd.snapshot) log_.snapshot_installed(rd.snapshot->index);
   if (!rd.entries.empty()) log_.stable_to(rd.entries.back().index, rd.entries.back().term);
   if (!rd.committed_entries.empty()) {
     log_.applied_to(rd.committed_entries.back().index);
@@ -699,6 +855,7 @@ void core<Storage>::advance(const ready& rd) {
       }
     }
   }
+  if (rd.snapshot || !rd.committed_entries.empty()) refresh_members();
   if (role_ == role::leader) {
     // The leader's own copy counts toward commit only now that it is durable.
     if (progress_.at(opts_.id).maybe_update(log_.persisted_index()) && maybe_commit()) {
@@ -766,11 +923,16 @@ template <log_storage Storage>
 void core<Storage>::refresh_members() {
   // A configuration entry that was truncated away no longer applies: fall back to the one
   // before it (dissertation 4.1).
-  while (!configs_.empty() && !log_.match_term(configs_.back().index, configs_.back().term)) {
+  // (One compacted into a snapshot was committed: it stays.)
+  while (!configs_.empty()) {
+    std::error_code ec;
+    const term_t t = log_.term(configs_.back().index, ec);
+    if (ec == errc::compacted || (!ec && t == configs_.back().term)) break;
     configs_.pop_back();
   }
-  // Configurations older than the newest committed one are history.
-  while (configs_.size() > 1 && configs_[1].index <= log_.committed()) {
+  // Configurations older than the newest applied one are history (a snapshot of the applied
+  // state records the newest applied one).
+  while (configs_.size() > 1 && configs_[1].index <= log_.applied()) {
     base_members_ = std::move(configs_.front().members);
     configs_.erase(configs_.begin());
   }

@@ -12,6 +12,15 @@ inline std::vector<raft::node_id> make_ids(std::size_t count) {
   for (raft::node_id id = 1; id <= count; ++id) ids.push_back(id);
   return ids;
 }
+
+inline term_lookup term_lookup_of(const raft::core<disk>* core) {
+  return [core](raft::index_t i) -> std::optional<raft::term_t> {
+    std::error_code ec;
+    const raft::term_t t = core->log().term(i, ec);
+    if (ec == errc::compacted) return std::nullopt;
+    return ec ? 0 : t;
+  };
+}
 }  // namespace detail_cluster
 
 template <state_machine StateMachine>
@@ -62,6 +71,16 @@ void cluster<StateMachine>::boot(node& n) {
   n.machine = StateMachine{};
   n.status = node_status::up;
   n.applied = 0;
+  if constexpr (snapshottable<StateMachine>) {
+    // A restarted node resumes from its snapshot, then applies the log after it.
+    const raft::snapshot_meta snap = n.storage.snapshot();
+    if (snap.index != 0) {
+      if (!n.machine.restore(n.storage.snapshot_data())) {
+        checker_->fail("node " + std::to_string(n.id) + " cannot restore its own snapshot");
+      }
+      n.applied = snap.index;
+    }
+  }
   n.observed_leader_term = 0;
   ++n.generation;
   schedule_tick(n);
@@ -152,6 +171,13 @@ void cluster<StateMachine>::pump(node& n) {
                          rd.entries);
   }
   for (const raft::message& m : rd.messages) network_.send(m);
+  for (const raft::snapshot_chunk& c : rd.snapshot_chunks) n.storage.write_snapshot_chunk(c);
+  if (rd.snapshot) {
+    log("node %llu installs snapshot at index %llu term %llu",
+        static_cast<unsigned long long>(n.id), static_cast<unsigned long long>(rd.snapshot->index),
+        static_cast<unsigned long long>(rd.snapshot->term));
+    n.storage.install_snapshot(*rd.snapshot);
+  }
   n.storage.append(rd.entries);
   if (rd.hard_state) n.storage.set_hard_state(*rd.hard_state);
   const bool must_sync = n.storage.has_unsynced();
@@ -189,10 +215,52 @@ void cluster<StateMachine>::finish_persist(node& n) {
   raft::ready rd = std::move(*n.persisting);
   n.persisting.reset();
   for (const raft::message& m : rd.persisted_messages) network_.send(m);
+  if (rd.snapshot) restore(n, *rd.snapshot);
   for (const raft::entry& e : rd.committed_entries) apply(n, e);
   on_read_states(n, rd.read_states);
   n.raft->advance(rd);
+  maybe_snapshot(n);
   pump(n);
+}
+
+template <state_machine StateMachine>
+void cluster<StateMachine>::restore(node& n, const raft::snapshot_meta& meta) {
+  if constexpr (snapshottable<StateMachine>) {
+    log("node %llu restores its state machine from the snapshot at index %llu",
+        static_cast<unsigned long long>(n.id), static_cast<unsigned long long>(meta.index));
+    const raft::shared_bytes data = n.storage.snapshot_data();
+    checker_->on_restore(n.id, meta.index, meta.term, payload_hash(data));
+    trace_->add("restore");
+    trace_->add(meta.index);
+    n.machine = StateMachine{};
+    if (!n.machine.restore(data)) {
+      checker_->fail("node " + std::to_string(n.id) + " received a snapshot it cannot restore");
+    }
+    n.applied = meta.index;
+    // Proposals the snapshot covers never reach this node's apply: their clients time out.
+    n.proposals.erase(n.proposals.begin(), n.proposals.upper_bound(meta.index));
+  } else {
+    checker_->fail("a snapshot reached a state machine that cannot restore one");
+  }
+}
+
+template <state_machine StateMachine>
+void cluster<StateMachine>::maybe_snapshot(node& n) {
+  if constexpr (snapshottable<StateMachine>) {
+    if (options_.snapshot_every == 0) return;
+    const raft::snapshot_meta meta = n.raft->applied_meta();
+    if (meta.index < n.storage.snapshot().index + options_.snapshot_every) return;
+    const raft::shared_bytes data = n.machine.snapshot();
+    checker_->on_snapshot(n.id, meta.index, meta.term, payload_hash(data));
+    log("node %llu takes a snapshot at index %llu (%zu bytes)",
+        static_cast<unsigned long long>(n.id), static_cast<unsigned long long>(meta.index),
+        data.size());
+    trace_->add("snapshot");
+    trace_->add(meta.index);
+    if (n.storage.create_snapshot(meta, data)) return;
+    const raft::index_t trailing = random_->between(0, options_.snapshot_trailing);
+    if (meta.index > trailing) (void)n.storage.compact(meta.index - trailing);
+  }
 }
 
 template <state_machine StateMachine>
@@ -228,7 +296,7 @@ void cluster<StateMachine>::observe(node& n) {
   if (term == n.observed_leader_term) return;
   n.observed_leader_term = term;
   const auto* core = n.raft.get();
-  checker_->on_leader(n.id, term, [core](raft::index_t i) { return core->log().term_or_zero(i); });
+  checker_->on_leader(n.id, term, detail_cluster::term_lookup_of(core));
   if (leader_observer_) leader_observer_(n.id, term);
 }
 
@@ -387,8 +455,8 @@ void cluster<StateMachine>::restart(raft::node_id id) {
     return;
   }
   const auto* core = n.raft.get();
-  checker_->on_restart(id, n.storage.durable_hard_state().commit,
-                       [core](raft::index_t i) { return core->log().term_or_zero(i); });
+  checker_->on_restart(id, n.storage.durable_hard_state().commit, n.applied,
+                       detail_cluster::term_lookup_of(core));
   guarded(n, [] {});
 }
 
