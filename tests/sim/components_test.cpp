@@ -105,6 +105,59 @@ TEST_CASE("a crash loses unsynced writes and keeps synced ones", "[sim][disk]") 
   CHECK(d.last_index() <= 6);
 }
 
+TEST_CASE("snapshot chunks and installs are durable only once synced", "[sim][disk][paper-7]") {
+  disk d({{1}});  // unarmed: a crash keeps none of the unsynced writes
+  d.append(entries(1, 3));
+  const raft::snapshot_meta meta{5, 2, {{1, 2}}};
+  d.write_snapshot_chunk({meta, 0, raft::shared_bytes("ab"), false});
+  REQUIRE_FALSE(d.sync());
+  d.write_snapshot_chunk({meta, 2, raft::shared_bytes("cd"), true});
+  CHECK(d.initial_state().receiving.bytes == 4);
+  d.crash();
+  REQUIRE_FALSE(d.recover());
+  CHECK(d.initial_state().receiving == raft::snapshot_receipt{5, 2, 2});  // resume from 2
+  d.write_snapshot_chunk({meta, 2, raft::shared_bytes("cd"), true});
+  d.install_snapshot(meta);
+  CHECK(d.first_index() == 6);
+  d.crash();  // the install was not synced: all or nothing, here nothing
+  REQUIRE_FALSE(d.recover());
+  CHECK(d.snapshot().index == 0);
+  CHECK(d.last_index() == 3);
+  d.write_snapshot_chunk({meta, 2, raft::shared_bytes("cd"), true});
+  d.install_snapshot(meta);
+  REQUIRE_FALSE(d.sync());
+  d.crash();
+  REQUIRE_FALSE(d.recover());
+  CHECK(d.snapshot() == meta);
+  CHECK(d.snapshot_data().to_string() == "abcd");
+  CHECK(d.first_index() == 6);
+  CHECK(d.last_index() == 5);
+  CHECK(d.initial_state().members == meta.members);
+  std::error_code ec;
+  CHECK(d.term(5, ec) == 2);
+}
+
+TEST_CASE("compaction keeps the snapshot's membership and refuses reads before it",
+          "[sim][disk][paper-7]") {
+  disk d({{1}});
+  d.append(entries(1, 6));
+  CHECK(d.compact(3) == errc::unavailable);  // no snapshot covers it
+  REQUIRE_FALSE(d.create_snapshot({4, 1, {{1, 2}}}, raft::shared_bytes("state")));
+  REQUIRE_FALSE(d.compact(3));
+  REQUIRE_FALSE(d.sync());
+  d.crash();
+  REQUIRE_FALSE(d.recover());
+  CHECK(d.first_index() == 4);
+  CHECK(d.initial_state().members == raft::membership{{1, 2}});
+  std::error_code ec;
+  d.entries(3, 5, 1 << 20, ec);
+  CHECK(ec == errc::compacted);
+  CHECK(d.entries(4, 7, 1 << 20, ec).size() == 3);
+  const raft::snapshot_piece piece = d.read_snapshot(4, 1, 3, ec);
+  CHECK(piece.data.to_string() == "tat");
+  CHECK_FALSE(piece.last);
+}
+
 TEST_CASE("a torn tail is truncated on recovery; damage before it is an error", "[sim][disk]") {
   bool torn_seen = false;
   for (std::uint64_t seed = 0; seed < 40 && !torn_seen; ++seed) {

@@ -415,3 +415,36 @@ TEST_CASE("the leader crashes in the middle of a joint configuration; the group 
     require_safe(sim);
   }
 }
+
+TEST_CASE("a node restarted in the middle of a snapshot install resumes it and catches up",
+          "[sim][scenario][paper-7][crash]") {
+  for (std::uint64_t seed : {31, 32, 33}) {
+    INFO("seed " << seed);
+    cluster_options o = quiet(3, [](raft::options& r) {
+      r.snapshot_chunk_bytes = 7;
+      r.max_inflight_messages = 1;
+    });
+    o.snapshot_every = 5;
+    kv_simulation sim(seed, o, 3, 8);
+    sim.start_clients();
+    const node_id leader = await_leader(sim);
+    REQUIRE(leader != raft::no_node);
+    const node_id victim = others(sim, leader)[0];
+    sim.nodes().crash(victim);
+    // The others go on, snapshot and compact their logs past everything the victim has.
+    sim.run_until([&] { return sim.nodes().disk_of(leader).snapshot().index > 40; }, 2000);
+    REQUIRE(sim.nodes().disk_of(leader).first_index() > sim.nodes().disk_of(victim).last_index());
+    sim.nodes().restart(victim);
+    auto receiving = [&] { return sim.nodes().disk_of(victim).initial_state().receiving.bytes; };
+    REQUIRE(sim.run_until([&] { return receiving() > 7; }, 200));
+    sim.nodes().crash(victim);  // mid-install, with part of the snapshot durable
+    sim.run_ticks(10);
+    sim.nodes().restart(victim);
+    CHECK(receiving() > 0);  // what was durable is kept, to resume from
+    sim.run_ticks(300);
+    CHECK(sim.nodes().disk_of(victim).snapshot().index > 0);
+    CHECK(sim.nodes().applied_index(victim) + 10 >= sim.nodes().applied_index(leader));
+    CHECK(clients_progress(sim, 200));
+    require_safe(sim);
+  }
+}
