@@ -101,7 +101,8 @@ class core {
    * take one step. New voters must be learners caught up within options.max_promotion_lag.
    * A leader that is not a voter of the new configuration steps down once it commits. Fails
    * with errc::not_leader, errc::transfer_in_progress, errc::invalid_membership,
-   * errc::membership_change_in_progress (one change at a time) or errc::not_caught_up.
+   * errc::membership_change_in_progress (one change at a time, and none before an entry of the
+   * leader's term has committed) or errc::not_caught_up.
    */
   std::error_code change_membership(const membership& target);
 

@@ -107,6 +107,65 @@ TEST_CASE("one membership change at a time; bad memberships are refused",
   CHECK(c[1].change_membership({{1, 1, 2}}) == errc::invalid_membership);
 }
 
+TEST_CASE("a new leader changes the membership only once an entry of its term commits",
+          "[raft][dissertation-4.1]") {
+  member_cluster c(4, membership{{1, 2, 3}, {}, {4}});
+  c.isolate(2);
+  c.isolate(3);
+  c[1].campaign();
+  c.heal();
+  c.deliver_all([](const message& m) { return m.type != message_type::append_response; });
+  REQUIRE(c[1].current_role() == role::leader);
+  REQUIRE(c[1].log().committed() < c[1].log().last_index());  // its no-op is not committed
+  CHECK(c[1].change_membership({{1, 2, 3}}) == errc::membership_change_in_progress);
+  c.tick(1);
+  c.deliver_all();
+  CHECK_FALSE(c[1].change_membership({{1, 2, 3}}));
+}
+
+TEST_CASE("a configuration change while logs diverge never yields two leaders or lost entries",
+          "[raft][dissertation-4.3][single-server-bug]") {
+  // The bug class of single-server changes (raft-dev, 2015): a leader appends a change and
+  // crashes before replicating it; the next leader, whose log lacks it, makes another change;
+  // the first leader returns with the first change in its log. With joint consensus and the
+  // own-term commit rule, the first change dies with the old term.
+  member_cluster c(5, membership{{1, 2, 3}, {}, {4, 5}}, [](raft::options& o) {
+    o.check_quorum = false;  // so that node 1 may campaign when it returns
+  });
+  c.elect(1);
+  c.deliver_all();
+  c.isolate(1);
+  REQUIRE_FALSE(c[1].change_membership({{1, 2, 3, 4}, {}, {5}}));  // only node 1 has it
+  c.process(1);
+  c.stop(1);
+  const node_id second = c.await_leader_among({2, 3});
+  REQUIRE(second != raft::no_node);
+  const term_t second_term = c[second].term();
+  settle(c, second, [&] { return c[second].log().committed() == c[second].log().last_index(); });
+  REQUIRE_FALSE(c[second].change_membership({{1, 2, 3, 5}, {}, {4}}));
+  settle(c, second, [&] { return !c[second].membership_change_in_flight(); });
+  REQUIRE_FALSE(c[second].propose(raft::shared_bytes("committed")).error);
+  c.deliver_all();
+  // Node 1 returns with the other change (a joint configuration naming node 4) in its log.
+  c.start(1);
+  CHECK(c[1].members().joint());
+  c.heal();
+  for (int i = 0; i < 60; ++i) {
+    c.tick_all();
+    c.deliver_all();
+    c.leader();  // fails the test on two leaders of one term
+  }
+  const node_id last = c.leader();
+  REQUIRE(last != raft::no_node);
+  CHECK(c[last].term() >= second_term);
+  const membership expected{{1, 2, 3, 5}, {}, {4}};
+  for (node_id id = 1; id <= 5; ++id) {
+    INFO("node " << id);
+    CHECK(c[id].members() == expected);
+    CHECK(payloads(c.applied(id)).back() == "committed");
+  }
+}
+
 TEST_CASE("a leader removed from the group steps down once the change commits",
           "[raft][dissertation-4.2.2]") {
   test_cluster c(3);

@@ -872,7 +872,12 @@ std::error_code core<Storage>::change_membership(const membership& target) {
   if (transferee_ != no_node) return errc::transfer_in_progress;
   std::string what;
   if (!target.voters_outgoing.empty() || validate(target, what)) return errc::invalid_membership;
-  if (membership_change_in_flight()) return errc::membership_change_in_progress;
+  // Dissertation 4.1 (and its erratum on single-server changes): a leader changes the
+  // configuration only once an entry of its own term has committed, so that no configuration
+  // entry of an earlier leader that it does not know of can still commit.
+  if (membership_change_in_flight() || !committed_in_term()) {
+    return errc::membership_change_in_progress;
+  }
   const index_t last = log_.last_index();
   for (node_id voter : target.voters) {
     if (std::find(members_.voters.begin(), members_.voters.end(), voter) != members_.voters.end()) {
