@@ -86,6 +86,7 @@ void faulty_file_system::apply(std::vector<std::byte>& target, const pending_op&
 
 std::error_code faulty_file_system::check(fs_op op) {
   ++operations_;
+  ++counts_[op];
   if (dead_.contains(op) || dead_.contains(fs_op::any)) return eio();
   if (fail_countdown_ != 0 && (fail_op_ == fs_op::any || fail_op_ == op)) {
     if (--fail_countdown_ == 0) return eio();

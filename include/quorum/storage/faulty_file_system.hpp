@@ -56,8 +56,12 @@ class faulty_file_system final : public file_system {
   /** Flips one bit at `offset` of `path`'s durable bytes (and cached ones); false if absent. */
   bool flip_bit(const std::string& path, std::uint64_t offset);
 
-  /** Operations performed so far (for fail matrices). */
+  /** Operations performed so far (for fail matrices), in all and of one kind. */
   std::uint64_t operations() const noexcept { return operations_; }
+  std::uint64_t operations(fs_op op) const {
+    auto it = counts_.find(op);
+    return it == counts_.end() ? 0 : it->second;
+  }
   /** True if `path` exists (in the cache's view). */
   bool exists(const std::string& path) const { return names_.contains(path); }
   /** The file's current bytes (cache view), or empty. */
@@ -85,6 +89,7 @@ class faulty_file_system final : public file_system {
   std::map<std::string, std::shared_ptr<inode>> durable_names_;
   std::set<std::string> dirs_;
   std::uint64_t operations_ = 0;
+  std::map<fs_op, std::uint64_t> counts_;
   std::uint64_t generation_ = 0;
   std::uint64_t fail_countdown_ = 0;
   fs_op fail_op_ = fs_op::any;

@@ -1,0 +1,221 @@
+// One write-ahead log per process for many Raft groups: every group's entries, hard state and
+// log start go into the same append-only segment files, each record framed with its length and
+// a CRC32C and tagged with its group. Appends of many groups gather in memory and reach the
+// file in one write followed by one fdatasync (group commit: append for every group, then call
+// sync() once). Each group keeps its own in-memory index, so reading one group never scans
+// another's records; a segment file is deleted once no group needs anything in it. Snapshots
+// live in per-group directories, written to a temporary name, synced, renamed and the
+// directory synced. docs/storage.md describes the formats and recovery rules. Not thread-safe:
+// one owner (thread or strand) drives the WAL and all its groups.
+#pragma once
+
+#include <quorum/raft/storage.hpp>
+#include <quorum/raft/types.hpp>
+#include <quorum/storage/file_system.hpp>
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <system_error>
+#include <vector>
+
+namespace quorum::storage {
+
+/**
+ * A storage failure: a read that failed (errc::io_error) or found damage (errc::corruption), or
+ * an open that found damage before the log's tail; what() names the file and the offset. The
+ * node must stop; see docs/storage.md for repair.
+ */
+class storage_error : public std::system_error {
+ public:
+  using std::system_error::system_error;
+};
+
+/** Settings of a shared WAL (and of a file_log). */
+struct file_log_options {
+  /** A new segment file is started once the current one would grow beyond this. */
+  std::uint64_t segment_bytes = std::uint64_t{64} << 20;
+  /** Snapshot files are stored in checksummed blocks of this many bytes. */
+  std::uint32_t snapshot_block_bytes = 64 << 10;
+  /** Records larger than this are refused when written and taken as damage when read. */
+  std::uint32_t max_record_bytes = 256 << 20;
+};
+
+class shared_wal;
+
+/**
+ * One group's log in a shared WAL: raft::log_storage plus the host's write side of a ready
+ * batch, with the meaning of raft::memory_storage. Writes go to the page cache; they are
+ * durable after the WAL's sync(), which sync() here calls.
+ */
+class wal_log {
+ public:
+  wal_log(const wal_log&) = delete;
+  wal_log& operator=(const wal_log&) = delete;
+
+  std::uint64_t group() const noexcept { return group_; }
+
+  // ---- log_storage ----
+  raft::initial_state initial_state() const;
+  raft::index_t first_index() const noexcept { return base_ + 1; }
+  raft::index_t last_index() const noexcept { return base_ + slots_.size(); }
+  raft::term_t term(raft::index_t i, std::error_code& ec) const;
+  /** Throws storage_error on an I/O error or a checksum mismatch. */
+  std::vector<raft::entry> entries(raft::index_t lo, raft::index_t hi, std::uint64_t max_bytes,
+                                   std::error_code& ec) const;
+  raft::snapshot_meta snapshot() const;
+  /** Reads the current snapshot or the one before it; throws storage_error on damage. */
+  raft::snapshot_piece read_snapshot(raft::index_t index, std::uint64_t offset,
+                                     std::uint64_t max_bytes, std::error_code& ec) const;
+  /** The current snapshot's bytes (empty if none); throws storage_error on damage. */
+  raft::shared_bytes snapshot_data() const;
+
+  // ---- writes ----
+  /** Appends entries from a ready batch, replacing any suffix from the first one's index. */
+  std::error_code append(std::span<const raft::entry> batch);
+  std::error_code set_hard_state(const raft::hard_state& hs);
+  /** Writes a chunk of an incoming snapshot (ready::snapshot_chunks). */
+  std::error_code write_snapshot_chunk(const raft::snapshot_chunk& chunk);
+  /** Makes the received snapshot this group's snapshot (ready::snapshot), by paper 7's rules.
+   *  The snapshot file is durable on return; the log's new start with the next sync(). */
+  std::error_code install_snapshot(const raft::snapshot_meta& meta);
+  /** Stores `data` as the snapshot at `meta`, durably on return. errc::compacted if not newer
+   *  than the current one, errc::unavailable if `meta` names no entry of the log. */
+  std::error_code create_snapshot(const raft::snapshot_meta& meta, const raft::shared_bytes& data);
+  /** Discards entries up to `index` (which a snapshot must cover), durably on return; segment
+   *  files no group needs any more are deleted. */
+  std::error_code compact(raft::index_t index);
+  /** The WAL's sync(): makes every group's writes durable with one fdatasync. */
+  std::error_code sync();
+  /** True once a write or sync of the WAL failed: everything is refused until reopened. */
+  bool failed() const noexcept;
+
+ private:
+  friend class shared_wal;
+  wal_log(shared_wal& wal, std::uint64_t group);
+
+  struct slot {
+    raft::term_t term;
+    std::uint64_t segment;
+    std::uint64_t offset;
+    std::uint32_t length;  // of the whole record
+  };
+  struct stored_snapshot {
+    raft::snapshot_meta meta;
+    std::string path;
+    std::uint64_t data_offset = 0;  // where the first block starts
+    std::uint64_t size = 0;         // bytes of data
+  };
+  struct incoming {
+    raft::snapshot_receipt receipt;
+    std::string path;
+    std::unique_ptr<file> f;
+    std::uint64_t file_size = 0;
+  };
+
+  std::string path_of(const std::string& name) const { return dir_ + "/" + name; }
+  std::error_code write_base(raft::index_t index, raft::term_t term);
+  std::error_code write_hard();
+  void drop_slots_from(raft::index_t index);
+  void drop_slots_through(raft::index_t index);
+  void replay(std::uint8_t kind, std::span<const std::byte> body, std::uint64_t seq,
+              std::uint64_t at, const std::string& path);
+  void open(raft::membership bootstrap);
+  void recover_snapshots(const std::vector<std::string>& names);
+  void recover_incoming(const std::vector<std::string>& names);
+  std::optional<stored_snapshot> open_snapshot(const std::string& name) const;
+  std::error_code write_snapshot_file(const raft::snapshot_meta& meta,
+                                      std::span<const std::byte> data);
+  const stored_snapshot* find_snapshot(raft::index_t index) const;
+  std::vector<std::byte> read_block(const stored_snapshot& s, std::uint64_t block) const;
+
+  shared_wal* wal_;
+  std::uint64_t group_;
+  std::string dir_;
+  bool opened_ = false;
+  raft::membership bootstrap_;
+  raft::index_t base_ = 0;
+  raft::term_t base_term_ = 0;
+  std::deque<slot> slots_;  // slots_[i] is entry base_ + 1 + i
+  raft::hard_state hard_;
+  std::uint64_t base_segment_ = 0;  // segments holding the newest base / hard state records
+  std::uint64_t hard_segment_ = 0;
+  raft::index_t gap_floor_ = 0;  // recovery: entries below this were in reclaimed segments
+  std::optional<stored_snapshot> snapshot_;
+  std::optional<stored_snapshot> previous_snapshot_;
+  std::optional<incoming> incoming_;
+};
+
+/** The write-ahead log shared by the groups of one process. */
+class shared_wal {
+ public:
+  /**
+   * Opens the WAL in `dir` (created if missing) over `fs`, which must outlive it, and replays
+   * every group's records. A torn tail is cut off; damage before it throws storage_error naming
+   * file and offset, as does an I/O error.
+   */
+  shared_wal(file_system& fs, std::string dir, file_log_options options = {});
+  ~shared_wal();
+  shared_wal(const shared_wal&) = delete;
+  shared_wal& operator=(const shared_wal&) = delete;
+
+  /**
+   * The log of group `group` (non-zero), with what the WAL holds for it; `bootstrap` is its
+   * initial membership, used while no snapshot records one. The reference stays valid for the
+   * WAL's life. Throws storage_error if the group's snapshot files are damaged.
+   */
+  wal_log& open(std::uint64_t group, raft::membership bootstrap);
+
+  /** Group commit: one write of every record gathered since the last sync (per segment
+   *  touched) and one fdatasync make every group's writes durable. After an error the WAL
+   *  refuses everything (never retried). */
+  std::error_code sync();
+
+  bool failed() const noexcept { return failed_; }
+  /** Segment files in use (for tests and monitoring). */
+  std::size_t segment_count() const noexcept { return segments_.size(); }
+  /** Groups with records in the WAL or opened. */
+  std::vector<std::uint64_t> groups() const;
+
+ private:
+  friend class wal_log;
+  struct segment {
+    std::unique_ptr<file> f;
+    std::uint64_t size = 0;
+    std::size_t live = 0;  // slots of any group pointing into it
+  };
+  std::string path_of(const std::string& name) const { return dir_ + "/" + name; }
+  std::error_code fail(std::error_code ec);
+  /** Writes `records` to the active segment; returns where they start. */
+  std::error_code write(const std::vector<std::byte>& records, std::uint64_t& seq,
+                        std::uint64_t& offset);
+  std::error_code roll();
+  /** Writes the records gathered since the last flush to the active segment. */
+  std::error_code flush();
+  /** Reads segment bytes, from the file or from records not yet flushed; throws storage_error. */
+  void read(std::uint64_t seq, std::uint64_t offset, std::span<std::byte> out,
+            std::size_t& got) const;
+  wal_log& group(std::uint64_t id);
+  void recover();
+  void recover_segment(std::uint64_t seq, bool last);
+  std::error_code reclaim();
+
+  file_system* fs_;
+  std::string dir_;
+  file_log_options options_;
+  std::map<std::uint64_t, segment> segments_;
+  std::map<std::uint64_t, std::unique_ptr<wal_log>> groups_;
+  std::vector<std::byte> pending_;  // records for the active segment, not yet written
+  std::vector<std::uint64_t> unsynced_;
+  std::vector<wal_log*> incoming_unsynced_;
+  std::vector<std::string> dirs_unsynced_;
+  bool failed_ = false;
+};
+
+static_assert(raft::log_storage<wal_log>);
+
+}  // namespace quorum::storage

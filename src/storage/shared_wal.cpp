@@ -1,0 +1,876 @@
+// The shared write-ahead log and its per-group logs. Single-threaded; see docs/storage.md.
+#include <quorum/storage/shared_wal.hpp>
+
+#include <quorum/detail/assert.hpp>
+#include <quorum/error.hpp>
+#include <quorum/storage/crc32c.hpp>
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+
+namespace quorum::storage {
+
+namespace {
+
+constexpr char segment_magic[8] = {'Q', 'L', 'O', 'G', '0', '0', '0', '1'};
+constexpr char snapshot_magic[8] = {'Q', 'S', 'N', 'P', '0', '0', '0', '1'};
+constexpr char incoming_magic[8] = {'Q', 'I', 'N', 'C', '0', '0', '0', '1'};
+constexpr std::uint64_t magic_bytes = 8;
+constexpr std::uint64_t frame_bytes = 8;    // length and CRC32C before every record body
+constexpr std::uint64_t entry_header = 26;  // kind, group, type, term, index
+
+enum record_kind : std::uint8_t { entry_record = 1, hard_record = 2, base_record = 3 };
+
+/** The start of a record body: its kind and group. */
+std::vector<std::byte> body_of(record_kind kind, std::uint64_t group);
+
+void put(std::vector<std::byte>& out, std::uint64_t value, int bytes) {
+  for (int i = 0; i < bytes; ++i) out.push_back(static_cast<std::byte>(value >> (8 * i)));
+}
+
+std::uint64_t get(const std::byte* in, int bytes) {
+  std::uint64_t value = 0;
+  for (int i = 0; i < bytes; ++i) value |= static_cast<std::uint64_t>(in[i]) << (8 * i);
+  return value;
+}
+
+/** Appends [length][crc32c][body] to `out`; returns where the record starts. */
+std::size_t frame(std::vector<std::byte>& out, std::span<const std::byte> body) {
+  const std::size_t at = out.size();
+  put(out, body.size(), 4);
+  put(out, crc32c(body), 4);
+  out.insert(out.end(), body.begin(), body.end());
+  return at;
+}
+
+std::span<const std::byte> as_bytes(const char (&text)[8]) {
+  return std::as_bytes(std::span<const char>(text, 8));
+}
+
+std::string name_with(const char* prefix, std::uint64_t a, std::uint64_t b, const char* suffix) {
+  char name[96];
+  std::snprintf(name, sizeof name, "%s%020" PRIu64 "-%020" PRIu64 "%s", prefix, a, b, suffix);
+  return name;
+}
+
+bool parse_name(const std::string& name, const char* prefix, const char* suffix, std::uint64_t& a,
+                std::uint64_t& b) {
+  const std::string p = prefix;
+  const std::string s = suffix;
+  if (name.size() != p.size() + 41 + s.size() || name.compare(0, p.size(), p) != 0 ||
+      name.compare(name.size() - s.size(), s.size(), s) != 0 || name[p.size() + 20] != '-') {
+    return false;
+  }
+  char* end = nullptr;
+  a = std::strtoull(name.c_str() + p.size(), &end, 10);
+  b = std::strtoull(name.c_str() + p.size() + 21, &end, 10);
+  return true;
+}
+
+std::vector<std::byte> body_of(record_kind kind, std::uint64_t group) {
+  std::vector<std::byte> body;
+  put(body, kind, 1);
+  put(body, group, 8);
+  return body;
+}
+
+[[noreturn]] void raise(errc code, const std::string& what) {
+  throw storage_error(make_error_code(code), what);
+}
+
+[[noreturn]] void raise_io(const std::string& path, std::error_code ec) {
+  raise(errc::io_error, path + ": " + ec.message());
+}
+
+/** Reads all of `f`. */
+std::vector<std::byte> read_all(file& f, const std::string& path) {
+  std::uint64_t size = 0;
+  if (auto ec = f.size(size)) raise_io(path, ec);
+  std::vector<std::byte> bytes(static_cast<std::size_t>(size));
+  std::size_t got = 0;
+  if (auto ec = f.read_at(0, bytes, got)) raise_io(path, ec);
+  bytes.resize(got);
+  return bytes;
+}
+
+/** A framed record in `bytes` at `at`: its body, or nothing if incomplete or damaged. */
+std::optional<std::span<const std::byte>> record_at(std::span<const std::byte> bytes,
+                                                    std::uint64_t at, std::uint64_t max_body) {
+  if (bytes.size() < at + frame_bytes) return std::nullopt;
+  const std::uint64_t length = get(bytes.data() + at, 4);
+  const auto crc = static_cast<std::uint32_t>(get(bytes.data() + at + 4, 4));
+  if (length > max_body || bytes.size() < at + frame_bytes + length) return std::nullopt;
+  const auto body =
+      bytes.subspan(static_cast<std::size_t>(at + frame_bytes), static_cast<std::size_t>(length));
+  if (crc32c(body) != crc) return std::nullopt;
+  return body;
+}
+
+}  // namespace
+
+// ---- shared_wal -----------------------------------------------------------------------------
+
+shared_wal::shared_wal(file_system& fs, std::string dir, file_log_options options)
+    : fs_(&fs), dir_(std::move(dir)), options_(options) {
+  recover();
+}
+
+shared_wal::~shared_wal() = default;
+
+std::vector<std::uint64_t> shared_wal::groups() const {
+  std::vector<std::uint64_t> ids;
+  for (const auto& [id, g] : groups_) ids.push_back(id);
+  return ids;
+}
+
+wal_log& shared_wal::group(std::uint64_t id) {
+  auto it = groups_.find(id);
+  if (it == groups_.end()) {
+    it = groups_.emplace(id, std::unique_ptr<wal_log>(new wal_log(*this, id))).first;
+  }
+  return *it->second;
+}
+
+wal_log& shared_wal::open(std::uint64_t id, raft::membership bootstrap) {
+  QUORUM_ASSERT(id != 0, "group 0 is reserved");
+  wal_log& g = group(id);
+  if (!g.opened_) g.open(std::move(bootstrap));
+  return g;
+}
+
+std::error_code shared_wal::fail(std::error_code) {
+  failed_ = true;
+  return errc::io_error;
+}
+
+std::error_code shared_wal::roll() {
+  std::error_code ec;
+  if (!segments_.empty()) {
+    // The segment being closed is made durable first: a damaged record in any segment but the
+    // last is then always damage at rest, never a torn write.
+    if ((ec = flush())) return ec;
+    auto& [seq, active] = *segments_.rbegin();
+    if (std::find(unsynced_.begin(), unsynced_.end(), seq) != unsynced_.end()) {
+      if ((ec = active.f->sync())) return fail(ec);
+      std::erase(unsynced_, seq);
+    }
+  }
+  const std::uint64_t seq = segments_.empty() ? 1 : segments_.rbegin()->first + 1;
+  auto f = fs_->open(path_of(name_with("seg-", seq, 0, ".log")), true, ec);
+  if (ec) return fail(ec);
+  if ((ec = f->truncate(0)) || (ec = f->write_at(0, as_bytes(segment_magic)))) return fail(ec);
+  segments_[seq] = segment{std::move(f), magic_bytes, 0};
+  unsynced_.push_back(seq);
+  dirs_unsynced_.push_back(dir_);
+  return {};
+}
+
+std::error_code shared_wal::write(const std::vector<std::byte>& records, std::uint64_t& seq,
+                                  std::uint64_t& offset) {
+  if (failed_) return errc::io_error;
+  if (segments_.empty() ||
+      (segments_.rbegin()->second.size + records.size() > options_.segment_bytes &&
+       segments_.rbegin()->second.size > magic_bytes)) {
+    if (auto ec = roll()) return ec;
+  }
+  // Records gather in memory until sync(), which writes them in one piece (group commit).
+  auto& [active_seq, active] = *segments_.rbegin();
+  pending_.insert(pending_.end(), records.begin(), records.end());
+  seq = active_seq;
+  offset = active.size;
+  active.size += records.size();
+  if (std::find(unsynced_.begin(), unsynced_.end(), seq) == unsynced_.end()) {
+    unsynced_.push_back(seq);
+  }
+  return {};
+}
+
+std::error_code shared_wal::flush() {
+  if (pending_.empty()) return {};
+  segment& active = segments_.rbegin()->second;
+  if (auto ec = active.f->write_at(active.size - pending_.size(), pending_)) return fail(ec);
+  pending_.clear();
+  return {};
+}
+
+void shared_wal::read(std::uint64_t seq, std::uint64_t offset, std::span<std::byte> out,
+                      std::size_t& got) const {
+  const segment& seg = segments_.at(seq);
+  const bool active = seq == segments_.rbegin()->first;
+  const std::uint64_t flushed = active ? seg.size - pending_.size() : seg.size;
+  got = 0;
+  if (offset < flushed) {
+    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(out.size(), flushed - offset));
+    if (auto ec = seg.f->read_at(offset, out.first(n), got)) {
+      raise_io(path_of(name_with("seg-", seq, 0, ".log")), ec);
+    }
+    if (got < n) return;
+  }
+  if (active && offset + got >= flushed && got < out.size()) {
+    const auto from = static_cast<std::size_t>(offset + got - flushed);
+    const auto n = std::min(out.size() - got, pending_.size() - std::min(from, pending_.size()));
+    std::memcpy(out.data() + got, pending_.data() + from, n);
+    got += n;
+  }
+}
+
+std::error_code shared_wal::sync() {
+  if (failed_) return errc::io_error;
+  std::error_code ec;
+  if ((ec = flush())) return ec;
+  for (std::uint64_t seq : unsynced_) {
+    if ((ec = segments_.at(seq).f->sync())) return fail(ec);
+  }
+  unsynced_.clear();
+  for (wal_log* g : incoming_unsynced_) {
+    if (g->incoming_ && (ec = g->incoming_->f->sync())) return fail(ec);
+  }
+  incoming_unsynced_.clear();
+  std::sort(dirs_unsynced_.begin(), dirs_unsynced_.end());
+  dirs_unsynced_.erase(std::unique(dirs_unsynced_.begin(), dirs_unsynced_.end()),
+                       dirs_unsynced_.end());
+  for (const std::string& d : dirs_unsynced_) {
+    if ((ec = fs_->sync_dir(d))) return fail(ec);
+  }
+  dirs_unsynced_.clear();
+  return {};
+}
+
+std::error_code shared_wal::reclaim() {
+  // Only a prefix of segments goes: a record in a later segment may have truncated entries of
+  // an earlier one, which replay must see after them. The newest hard state and log start of a
+  // group that pin the oldest segment are written again at the end first.
+  for (bool again = true; again && segments_.size() > 1;) {
+    again = false;
+    auto it = segments_.begin();
+    if (it->second.live != 0) break;
+    const std::uint64_t oldest = it->first;
+    bool pinned = false;
+    for (auto& [id, g] : groups_) {
+      if (g->hard_segment_ == oldest) {
+        if (auto ec = g->write_hard()) return ec;
+        pinned = true;
+      }
+      if (g->base_segment_ == oldest) {
+        if (auto ec = g->write_base(g->base_, g->base_term_)) return ec;
+        pinned = true;
+      }
+    }
+    if (pinned) {
+      if (auto ec = sync()) return ec;
+      if (segments_.begin()->first != oldest || segments_.size() == 1) break;
+    }
+    const std::string path = path_of(name_with("seg-", oldest, 0, ".log"));
+    std::erase(unsynced_, oldest);
+    segments_.erase(oldest);
+    if (auto ec = fs_->remove(path)) return fail(ec);
+    dirs_unsynced_.push_back(dir_);
+    again = true;
+  }
+  return sync();
+}
+
+void shared_wal::recover_segment(std::uint64_t seq, bool last) {
+  const std::string path = path_of(name_with("seg-", seq, 0, ".log"));
+  std::error_code ec;
+  auto f = fs_->open(path, false, ec);
+  if (ec) raise_io(path, ec);
+  const auto bytes = read_all(*f, path);
+  if (bytes.size() < magic_bytes) {
+    if (!last) raise(errc::corruption, path + " offset 0: segment header missing");
+    if ((ec = fs_->remove(path))) raise_io(path, ec);  // created, never written: torn
+    dirs_unsynced_.push_back(dir_);
+    return;
+  }
+  if (std::memcmp(bytes.data(), segment_magic, magic_bytes) != 0) {
+    raise(errc::corruption, path + " offset 0: not a quorum log segment");
+  }
+  segments_[seq].f = nullptr;
+  std::uint64_t at = magic_bytes;
+  while (at < bytes.size()) {
+    const auto body = record_at(bytes, at, options_.max_record_bytes);
+    if (!body) {
+      // The last segment may end in a write that never completed (never acknowledged): cut it
+      // off, unless a sound record follows, which shows damage at rest.
+      bool sound_after = false;
+      if (bytes.size() >= at + frame_bytes) {
+        const std::uint64_t skip = at + frame_bytes + get(bytes.data() + at, 4);
+        sound_after = record_at(bytes, skip, options_.max_record_bytes).has_value();
+      }
+      if (!last || sound_after) {
+        raise(errc::corruption, path + " offset " + std::to_string(at) + ": damaged record");
+      }
+      if ((ec = f->truncate(at)) || (ec = f->sync())) raise_io(path, ec);
+      break;
+    }
+    if (body->size() < 9 || get(body->data() + 1, 8) == 0) {
+      raise(errc::corruption, path + " offset " + std::to_string(at) + ": unknown record");
+    }
+    group(get(body->data() + 1, 8))
+        .replay(static_cast<std::uint8_t>(get(body->data(), 1)), *body, seq, at, path);
+    at += frame_bytes + body->size();
+  }
+  segments_[seq].f = std::move(f);
+  segments_[seq].size = std::min<std::uint64_t>(at, bytes.size());
+}
+
+void shared_wal::recover() {
+  std::error_code ec;
+  if ((ec = fs_->make_dirs(dir_))) raise_io(dir_, ec);
+  const std::vector<std::string> names = fs_->list(dir_, ec);
+  if (ec) raise_io(dir_, ec);
+  std::vector<std::uint64_t> seqs;
+  for (const std::string& name : names) {
+    std::uint64_t seq = 0;
+    std::uint64_t zero = 0;
+    if (parse_name(name, "seg-", ".log", seq, zero)) seqs.push_back(seq);
+  }
+  std::sort(seqs.begin(), seqs.end());
+  for (std::size_t i = 0; i < seqs.size(); ++i) recover_segment(seqs[i], i + 1 == seqs.size());
+  if ((ec = sync())) raise_io(dir_, ec);
+}
+
+// ---- wal_log: reads ---------------------------------------------------------------------------
+
+wal_log::wal_log(shared_wal& wal, std::uint64_t group)
+    : wal_(&wal), group_(group), dir_(wal.path_of("group-" + std::to_string(group))) {
+}
+
+bool wal_log::failed() const noexcept {
+  return wal_->failed_;
+}
+
+raft::initial_state wal_log::initial_state() const {
+  raft::initial_state init;
+  init.hard = hard_;
+  init.members = snapshot_ ? snapshot_->meta.members : bootstrap_;
+  if (incoming_) init.receiving = incoming_->receipt;
+  return init;
+}
+
+raft::term_t wal_log::term(raft::index_t i, std::error_code& ec) const {
+  ec.clear();
+  if (i < base_) {
+    ec = errc::compacted;
+    return 0;
+  }
+  if (i == base_) return base_term_;
+  if (i > last_index()) {
+    ec = errc::unavailable;
+    return 0;
+  }
+  return slots_[i - base_ - 1].term;
+}
+
+std::vector<raft::entry> wal_log::entries(raft::index_t lo, raft::index_t hi,
+                                          std::uint64_t max_bytes, std::error_code& ec) const {
+  ec.clear();
+  if (lo <= base_) {
+    ec = errc::compacted;
+    return {};
+  }
+  if (hi > last_index() + 1) {
+    ec = errc::unavailable;
+    return {};
+  }
+  // Decide how many entries fit the budget from the slots alone, then read them in runs of
+  // records that lie back to back in one segment.
+  raft::index_t end = lo;
+  std::uint64_t bytes = 0;
+  for (; end < hi; ++end) {
+    const slot& s = slots_[end - base_ - 1];
+    bytes += s.length - frame_bytes - entry_header + 24;
+    if (end > lo && bytes > max_bytes) break;
+  }
+  std::vector<raft::entry> out;
+  out.reserve(static_cast<std::size_t>(end - lo));
+  for (raft::index_t i = lo; i < end;) {
+    const slot& first = slots_[i - base_ - 1];
+    raft::index_t j = i + 1;
+    std::uint64_t run = first.length;
+    while (j < end) {
+      const slot& next = slots_[j - base_ - 1];
+      if (next.segment != first.segment || next.offset != first.offset + run) break;
+      run += next.length;
+      ++j;
+    }
+    const std::string path = wal_->path_of(name_with("seg-", first.segment, 0, ".log"));
+    std::vector<std::byte> buffer(static_cast<std::size_t>(run));
+    std::size_t got = 0;
+    wal_->read(first.segment, first.offset, buffer, got);
+    std::uint64_t at = 0;
+    for (raft::index_t k = i; k < j; ++k) {
+      const auto body = record_at(std::span<const std::byte>(buffer.data(), got), at,
+                                  wal_->options_.max_record_bytes);
+      if (!body || body->size() < entry_header || get(body->data(), 1) != entry_record ||
+          get(body->data() + 1, 8) != group_ || get(body->data() + 18, 8) != k) {
+        raise(errc::corruption, path + " offset " + std::to_string(first.offset + at) +
+                                    ": damaged record for entry " + std::to_string(k) +
+                                    " of group " + std::to_string(group_));
+      }
+      raft::entry e;
+      e.type = static_cast<raft::entry_type>(get(body->data() + 9, 1));
+      e.term = get(body->data() + 10, 8);
+      e.index = k;
+      e.payload = raft::shared_bytes(body->subspan(entry_header));
+      out.push_back(std::move(e));
+      at += frame_bytes + body->size();
+    }
+    i = j;
+  }
+  return out;
+}
+
+raft::snapshot_meta wal_log::snapshot() const {
+  return snapshot_ ? snapshot_->meta : raft::snapshot_meta{};
+}
+
+const wal_log::stored_snapshot* wal_log::find_snapshot(raft::index_t index) const {
+  if (index == 0) return nullptr;
+  if (snapshot_ && snapshot_->meta.index == index) return &*snapshot_;
+  if (previous_snapshot_ && previous_snapshot_->meta.index == index) return &*previous_snapshot_;
+  return nullptr;
+}
+
+std::vector<std::byte> wal_log::read_block(const stored_snapshot& s, std::uint64_t block) const {
+  const std::uint64_t b = wal_->options_.snapshot_block_bytes;
+  const std::uint64_t length = std::min(b, s.size - block * b);
+  const std::uint64_t at = s.data_offset + block * (frame_bytes + b);
+  std::error_code ec;
+  auto f = wal_->fs_->open(s.path, false, ec);
+  if (ec) raise_io(s.path, ec);
+  std::vector<std::byte> buffer(static_cast<std::size_t>(frame_bytes + length));
+  std::size_t got = 0;
+  if ((ec = f->read_at(at, buffer, got))) raise_io(s.path, ec);
+  const auto body = record_at(std::span<const std::byte>(buffer.data(), got), 0, b);
+  if (!body || body->size() != length) {
+    raise(errc::corruption, s.path + " offset " + std::to_string(at) + ": damaged snapshot block");
+  }
+  return {body->begin(), body->end()};
+}
+
+raft::snapshot_piece wal_log::read_snapshot(raft::index_t index, std::uint64_t offset,
+                                            std::uint64_t max_bytes, std::error_code& ec) const {
+  ec.clear();
+  const stored_snapshot* s = find_snapshot(index);
+  if (s == nullptr) {
+    ec = errc::compacted;
+    return {};
+  }
+  QUORUM_ASSERT(offset <= s->size, "snapshot read beyond its end");
+  const std::uint64_t want = std::min(s->size - offset, std::max<std::uint64_t>(max_bytes, 1));
+  std::vector<std::byte> out;
+  out.reserve(static_cast<std::size_t>(want));
+  const std::uint64_t b = wal_->options_.snapshot_block_bytes;
+  while (out.size() < want) {
+    const std::uint64_t at = offset + out.size();
+    const auto block = read_block(*s, at / b);
+    const auto from = static_cast<std::size_t>(at % b);
+    const auto n = std::min<std::size_t>(block.size() - from, want - out.size());
+    out.insert(out.end(), block.begin() + static_cast<std::ptrdiff_t>(from),
+               block.begin() + static_cast<std::ptrdiff_t>(from + n));
+  }
+  return {raft::shared_bytes(out), offset + want == s->size};
+}
+
+raft::shared_bytes wal_log::snapshot_data() const {
+  if (!snapshot_) return {};
+  std::error_code ec;
+  return read_snapshot(snapshot_->meta.index, 0, snapshot_->size, ec).data;
+}
+
+// ---- wal_log: writes --------------------------------------------------------------------------
+
+std::error_code wal_log::sync() {
+  return wal_->sync();
+}
+
+void wal_log::drop_slots_from(raft::index_t index) {
+  while (last_index() >= index && !slots_.empty()) {
+    --wal_->segments_.at(slots_.back().segment).live;
+    slots_.pop_back();
+  }
+}
+
+void wal_log::drop_slots_through(raft::index_t index) {
+  while (!slots_.empty() && base_ < index) {
+    --wal_->segments_.at(slots_.front().segment).live;
+    base_term_ = slots_.front().term;
+    slots_.pop_front();
+    ++base_;
+  }
+}
+
+std::error_code wal_log::append(std::span<const raft::entry> batch) {
+  if (failed()) return errc::io_error;
+  if (batch.empty()) return {};
+  const raft::index_t first = batch.front().index;
+  QUORUM_ASSERT(first > base_ && first <= last_index() + 1,
+                "appended entries must follow the compaction point and leave no gap");
+  std::vector<std::byte> records;
+  std::vector<std::size_t> starts;
+  for (const raft::entry& e : batch) {
+    if (e.payload.size() + entry_header > wal_->options_.max_record_bytes) {
+      return make_error_code(std::errc::message_size);
+    }
+    std::vector<std::byte> body = body_of(entry_record, group_);
+    put(body, static_cast<std::uint8_t>(e.type), 1);
+    put(body, e.term, 8);
+    put(body, e.index, 8);
+    body.insert(body.end(), e.payload.bytes().begin(), e.payload.bytes().end());
+    starts.push_back(frame(records, body));
+  }
+  std::uint64_t seq = 0;
+  std::uint64_t offset = 0;
+  if (auto ec = wal_->write(records, seq, offset)) return ec;
+  drop_slots_from(first);
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    const std::size_t end = i + 1 < starts.size() ? starts[i + 1] : records.size();
+    slots_.push_back(
+        {batch[i].term, seq, offset + starts[i], static_cast<std::uint32_t>(end - starts[i])});
+    ++wal_->segments_.at(seq).live;
+  }
+  return {};
+}
+
+std::error_code wal_log::write_hard() {
+  std::vector<std::byte> body = body_of(hard_record, group_);
+  put(body, hard_.term, 8);
+  put(body, hard_.vote, 8);
+  put(body, hard_.commit, 8);
+  std::vector<std::byte> records;
+  frame(records, body);
+  std::uint64_t offset = 0;
+  return wal_->write(records, hard_segment_, offset);
+}
+
+std::error_code wal_log::set_hard_state(const raft::hard_state& hs) {
+  if (failed()) return errc::io_error;
+  hard_ = hs;
+  return write_hard();
+}
+
+std::error_code wal_log::write_base(raft::index_t index, raft::term_t term) {
+  std::vector<std::byte> body = body_of(base_record, group_);
+  put(body, index, 8);
+  put(body, term, 8);
+  std::vector<std::byte> records;
+  frame(records, body);
+  std::uint64_t offset = 0;
+  return wal_->write(records, base_segment_, offset);
+}
+
+std::error_code wal_log::compact(raft::index_t index) {
+  if (failed()) return errc::io_error;
+  if (index <= base_) return errc::compacted;
+  if (!snapshot_ || index > snapshot_->meta.index || index > last_index()) {
+    return errc::unavailable;
+  }
+  // The new start is recorded and made durable before any segment goes away.
+  std::error_code ec;
+  const raft::term_t t = term(index, ec);
+  if ((ec = write_base(index, t))) return ec;
+  drop_slots_through(index);
+  if ((ec = wal_->sync())) return ec;
+  return wal_->reclaim();
+}
+
+std::error_code wal_log::write_snapshot_file(const raft::snapshot_meta& meta,
+                                             std::span<const std::byte> data) {
+  file_system& fs = *wal_->fs_;
+  const std::string name = name_with("snap-", meta.index, meta.term, ".snap");
+  const std::string tmp = path_of(name + ".tmp");
+  std::vector<std::byte> bytes(as_bytes(snapshot_magic).begin(), as_bytes(snapshot_magic).end());
+  std::vector<std::byte> body;
+  put(body, meta.index, 8);
+  put(body, meta.term, 8);
+  const raft::shared_bytes members = raft::encode_membership(meta.members);
+  body.insert(body.end(), members.bytes().begin(), members.bytes().end());
+  frame(bytes, body);
+  const std::uint64_t data_offset = bytes.size();
+  const std::size_t block = wal_->options_.snapshot_block_bytes;
+  for (std::size_t at = 0; at < data.size(); at += block) {
+    frame(bytes, data.subspan(at, std::min(block, data.size() - at)));
+  }
+  std::error_code ec;
+  auto f = fs.open(tmp, true, ec);
+  if (ec || (ec = f->truncate(0)) || (ec = f->write_at(0, bytes)) || (ec = f->sync()) ||
+      (ec = fs.rename(tmp, path_of(name))) || (ec = fs.sync_dir(dir_))) {
+    return wal_->fail(ec);
+  }
+  if (previous_snapshot_) {
+    if ((ec = fs.remove(previous_snapshot_->path))) return wal_->fail(ec);
+    wal_->dirs_unsynced_.push_back(dir_);
+  }
+  previous_snapshot_ = std::move(snapshot_);
+  snapshot_ = stored_snapshot{meta, path_of(name), data_offset, data.size()};
+  return {};
+}
+
+std::error_code wal_log::create_snapshot(const raft::snapshot_meta& meta,
+                                         const raft::shared_bytes& data) {
+  if (failed()) return errc::io_error;
+  if (snapshot_ && meta.index <= snapshot_->meta.index) return errc::compacted;
+  std::error_code ec;
+  if (term(meta.index, ec) != meta.term || ec) return errc::unavailable;
+  return write_snapshot_file(meta, data.bytes());
+}
+
+std::error_code wal_log::write_snapshot_chunk(const raft::snapshot_chunk& chunk) {
+  if (failed()) return errc::io_error;
+  file_system& fs = *wal_->fs_;
+  std::error_code ec;
+  if (chunk.offset == 0) {
+    if (incoming_ && (ec = fs.remove(incoming_->path))) return wal_->fail(ec);
+    incoming_.reset();
+    const std::string path =
+        path_of(name_with("incoming-", chunk.meta.index, chunk.meta.term, ".part"));
+    auto f = fs.open(path, true, ec);
+    if (ec) return wal_->fail(ec);
+    std::vector<std::byte> head(as_bytes(incoming_magic).begin(), as_bytes(incoming_magic).end());
+    std::vector<std::byte> body;
+    put(body, chunk.meta.index, 8);
+    put(body, chunk.meta.term, 8);
+    const raft::shared_bytes members = raft::encode_membership(chunk.meta.members);
+    body.insert(body.end(), members.bytes().begin(), members.bytes().end());
+    frame(head, body);
+    if ((ec = f->truncate(0)) || (ec = f->write_at(0, head))) return wal_->fail(ec);
+    incoming_ = incoming{{chunk.meta.index, chunk.meta.term, 0}, path, std::move(f), head.size()};
+    wal_->dirs_unsynced_.push_back(dir_);
+  }
+  QUORUM_ASSERT(incoming_ && incoming_->receipt.index == chunk.meta.index &&
+                    incoming_->receipt.term == chunk.meta.term &&
+                    incoming_->receipt.bytes == chunk.offset,
+                "snapshot chunks must arrive in order");
+  std::vector<std::byte> record;
+  frame(record, chunk.data.bytes());
+  if ((ec = incoming_->f->write_at(incoming_->file_size, record))) return wal_->fail(ec);
+  incoming_->file_size += record.size();
+  incoming_->receipt.bytes += chunk.data.size();
+  if (std::find(wal_->incoming_unsynced_.begin(), wal_->incoming_unsynced_.end(), this) ==
+      wal_->incoming_unsynced_.end()) {
+    wal_->incoming_unsynced_.push_back(this);
+  }
+  return {};
+}
+
+std::error_code wal_log::install_snapshot(const raft::snapshot_meta& meta) {
+  if (failed()) return errc::io_error;
+  QUORUM_ASSERT(
+      incoming_ && incoming_->receipt.index == meta.index && incoming_->receipt.term == meta.term,
+      "installing a snapshot that was not received");
+  // Gather the received chunks (checking each) into the snapshot file: once it is renamed into
+  // place the snapshot is installed, whatever happens to the log's records next.
+  const auto bytes = read_all(*incoming_->f, incoming_->path);
+  std::vector<std::byte> data;
+  std::uint64_t at = magic_bytes;
+  const auto head = record_at(bytes, at, wal_->options_.max_record_bytes);
+  if (!head) raise(errc::corruption, incoming_->path + ": damaged header");
+  at += frame_bytes + head->size();
+  while (at < bytes.size()) {
+    const auto chunk = record_at(bytes, at, wal_->options_.max_record_bytes);
+    if (!chunk) {
+      raise(errc::corruption,
+            incoming_->path + " offset " + std::to_string(at) + ": damaged chunk");
+    }
+    data.insert(data.end(), chunk->begin(), chunk->end());
+    at += frame_bytes + chunk->size();
+  }
+  QUORUM_ASSERT(data.size() == incoming_->receipt.bytes, "incoming snapshot size mismatch");
+  if (auto ec = write_snapshot_file(meta, data)) return ec;
+  if (auto ec = wal_->fs_->remove(incoming_->path)) return wal_->fail(ec);
+  incoming_.reset();
+  std::erase(wal_->incoming_unsynced_, this);
+  wal_->dirs_unsynced_.push_back(dir_);
+  const bool keep = meta.index > base_ && meta.index <= last_index() &&
+                    slots_[meta.index - base_ - 1].term == meta.term;
+  if (keep) {
+    drop_slots_through(meta.index);
+  } else {
+    drop_slots_from(base_ + 1);
+    base_ = meta.index;
+  }
+  base_term_ = meta.term;
+  return write_base(meta.index, meta.term);
+}
+
+// ---- wal_log: recovery ------------------------------------------------------------------------
+
+void wal_log::replay(std::uint8_t kind, std::span<const std::byte> body, std::uint64_t seq,
+                     std::uint64_t at, const std::string& path) {
+  const auto damaged = [&](const std::string& why) {
+    raise(errc::corruption, path + " offset " + std::to_string(at) + ": " + why);
+  };
+  if (kind == entry_record && body.size() >= entry_header) {
+    const raft::index_t index = get(body.data() + 18, 8);
+    if (index > last_index() + 1) {
+      // The segments before this one were reclaimed after a compaction: a log-start record
+      // later in the WAL must cover the gap (checked when the group is opened).
+      drop_slots_from(base_ + 1);
+      base_ = index - 1;
+      base_term_ = 0;
+      gap_floor_ = index - 1;
+    }
+    if (index <= base_) damaged("entry " + std::to_string(index) + " out of sequence");
+    drop_slots_from(index);
+    slots_.push_back(
+        {get(body.data() + 10, 8), seq, at, static_cast<std::uint32_t>(frame_bytes + body.size())});
+    ++wal_->segments_.at(seq).live;
+  } else if (kind == hard_record && body.size() == 33) {
+    hard_ = {get(body.data() + 9, 8), get(body.data() + 17, 8), get(body.data() + 25, 8)};
+    hard_segment_ = seq;
+  } else if (kind == base_record && body.size() == 25) {
+    const raft::index_t index = get(body.data() + 9, 8);
+    const raft::term_t t = get(body.data() + 17, 8);
+    const bool keep = index > base_ && index <= last_index() && slots_[index - base_ - 1].term == t;
+    if (keep) {
+      drop_slots_through(index);
+    } else if (index > base_) {
+      drop_slots_from(base_ + 1);
+      base_ = index;
+    }
+    if (index == base_) base_term_ = t;
+    base_segment_ = seq;
+  } else {
+    damaged("unknown record");
+  }
+}
+
+void wal_log::open(raft::membership bootstrap) {
+  bootstrap_ = std::move(bootstrap);
+  opened_ = true;
+  file_system& fs = *wal_->fs_;
+  if (base_segment_ == 0 ? gap_floor_ != 0 : gap_floor_ > base_ || base_term_ == 0) {
+    raise(errc::corruption, wal_->dir_ + ": entries of group " + std::to_string(group_) +
+                                " up to " + std::to_string(gap_floor_) +
+                                " are missing and no compaction covers them");
+  }
+  std::error_code ec;
+  if ((ec = fs.make_dirs(dir_))) raise_io(dir_, ec);
+  const std::vector<std::string> names = fs.list(dir_, ec);
+  if (ec) raise_io(dir_, ec);
+  for (const std::string& name : names) {
+    if (name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0) {
+      if ((ec = fs.remove(path_of(name)))) raise_io(path_of(name), ec);  // never renamed
+      wal_->dirs_unsynced_.push_back(dir_);
+    }
+  }
+  recover_snapshots(names);
+  if (snapshot_ && snapshot_->meta.index > base_) {
+    // A snapshot installed (renamed into place) before the log recorded its new start.
+    const raft::snapshot_meta& meta = snapshot_->meta;
+    const bool holds =
+        meta.index <= last_index() && slots_[meta.index - base_ - 1].term == meta.term;
+    if (!holds) {
+      drop_slots_from(base_ + 1);
+      base_ = meta.index;
+      base_term_ = meta.term;
+      if ((ec = write_base(meta.index, meta.term))) raise_io(dir_, ec);
+    }
+  }
+  recover_incoming(names);
+  hard_.commit = std::min(hard_.commit, last_index());
+  if ((ec = wal_->sync())) raise_io(dir_, ec);
+}
+
+std::optional<wal_log::stored_snapshot> wal_log::open_snapshot(const std::string& name) const {
+  std::uint64_t index = 0;
+  std::uint64_t term = 0;
+  if (!parse_name(name, "snap-", ".snap", index, term)) return std::nullopt;
+  const std::string path = path_of(name);
+  std::error_code ec;
+  auto f = wal_->fs_->open(path, false, ec);
+  if (ec) raise_io(path, ec);
+  const auto bytes = read_all(*f, path);
+  const auto damaged = [&](std::uint64_t at) {
+    raise(errc::corruption, path + " offset " + std::to_string(at) + ": damaged snapshot");
+  };
+  if (bytes.size() < magic_bytes || std::memcmp(bytes.data(), snapshot_magic, magic_bytes) != 0) {
+    damaged(0);
+  }
+  const auto head = record_at(bytes, magic_bytes, wal_->options_.max_record_bytes);
+  if (!head || head->size() < 16) damaged(magic_bytes);
+  auto members = raft::decode_membership(head->subspan(16));
+  if (!members || get(head->data(), 8) != index || get(head->data() + 8, 8) != term) {
+    damaged(magic_bytes);
+  }
+  stored_snapshot s{
+      {index, term, std::move(*members)}, path, magic_bytes + frame_bytes + head->size(), 0};
+  for (std::uint64_t at = s.data_offset; at < bytes.size();) {
+    const auto block = record_at(bytes, at, wal_->options_.snapshot_block_bytes);
+    if (!block) damaged(at);
+    s.size += block->size();
+    at += frame_bytes + block->size();
+  }
+  return s;
+}
+
+void wal_log::recover_snapshots(const std::vector<std::string>& names) {
+  std::vector<std::string> found;
+  for (const std::string& name : names) {
+    std::uint64_t a = 0;
+    std::uint64_t b = 0;
+    if (parse_name(name, "snap-", ".snap", a, b)) found.push_back(name);
+  }
+  std::sort(found.begin(), found.end());  // fixed-width names: by index
+  for (std::size_t i = 0; i < found.size(); ++i) {
+    if (i + 2 < found.size()) {
+      // An older snapshot whose removal did not become durable.
+      if (auto ec = wal_->fs_->remove(path_of(found[i]))) raise_io(path_of(found[i]), ec);
+      wal_->dirs_unsynced_.push_back(dir_);
+      continue;
+    }
+    previous_snapshot_ = std::move(snapshot_);
+    snapshot_ = open_snapshot(found[i]);
+  }
+}
+
+void wal_log::recover_incoming(const std::vector<std::string>& names) {
+  std::vector<std::string> found;
+  for (const std::string& name : names) {
+    std::uint64_t a = 0;
+    std::uint64_t b = 0;
+    if (parse_name(name, "incoming-", ".part", a, b)) found.push_back(name);
+  }
+  for (std::size_t i = 0; i < found.size(); ++i) {
+    const std::string path = path_of(found[i]);
+    std::uint64_t index = 0;
+    std::uint64_t term = 0;
+    parse_name(found[i], "incoming-", ".part", index, term);
+    std::error_code ec;
+    auto f = wal_->fs_->open(path, false, ec);
+    if (ec) raise_io(path, ec);
+    const auto bytes = read_all(*f, path);
+    std::optional<std::span<const std::byte>> head;
+    if (bytes.size() >= magic_bytes &&
+        std::memcmp(bytes.data(), incoming_magic, magic_bytes) == 0) {
+      head = record_at(bytes, magic_bytes, wal_->options_.max_record_bytes);
+    }
+    const bool stale = snapshot_ && index <= snapshot_->meta.index;
+    if (i + 1 < found.size() || stale || !head || head->size() < 16) {
+      // Superseded, already installed, or torn before its header was durable: of no use.
+      f.reset();
+      if ((ec = wal_->fs_->remove(path))) raise_io(path, ec);
+      wal_->dirs_unsynced_.push_back(dir_);
+      continue;
+    }
+    std::uint64_t at = magic_bytes + frame_bytes + head->size();
+    std::uint64_t received = 0;
+    while (at < bytes.size()) {
+      const auto chunk = record_at(bytes, at, wal_->options_.max_record_bytes);
+      if (!chunk) {
+        // A partly written chunk was never acknowledged: the receipt ends before it.
+        if ((ec = f->truncate(at)) || (ec = f->sync())) raise_io(path, ec);
+        break;
+      }
+      received += chunk->size();
+      at += frame_bytes + chunk->size();
+    }
+    incoming_ = incoming{
+        {index, term, received}, path, std::move(f), std::min<std::uint64_t>(at, bytes.size())};
+  }
+}
+
+}  // namespace quorum::storage

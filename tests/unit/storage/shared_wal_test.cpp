@@ -1,0 +1,176 @@
+// Tests of the shared WAL: many groups in one log, group commit (one fdatasync for all),
+// per-group reads and recovery, and reclaiming segment files once no group needs them.
+#include <quorum/error.hpp>
+#include <quorum/storage/faulty_file_system.hpp>
+#include <quorum/storage/shared_wal.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <string>
+
+using namespace quorum;
+using namespace quorum::storage;
+using raft::entry;
+using raft::index_t;
+using raft::membership;
+using raft::shared_bytes;
+
+namespace {
+
+const std::string dir = "/data/wal";
+
+entry make(std::uint64_t group, index_t index, raft::term_t term = 1) {
+  return {term, index, shared_bytes("g" + std::to_string(group) + "/e" + std::to_string(index))};
+}
+
+std::string payload_at(const wal_log& log, index_t i) {
+  std::error_code ec;
+  auto got = log.entries(i, i + 1, 1 << 20, ec);
+  REQUIRE_FALSE(ec);
+  REQUIRE(got.size() == 1);
+  return got[0].payload.to_string();
+}
+
+file_log_options small_segments() {
+  file_log_options o;
+  o.segment_bytes = 300;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("appends of many groups become durable with one fdatasync (group commit)",
+          "[storage][shared-wal]") {
+  faulty_file_system fs;
+  shared_wal wal(fs, dir);
+  std::vector<wal_log*> groups;
+  for (std::uint64_t g = 1; g <= 50; ++g) groups.push_back(&wal.open(g, membership{{1}}));
+  REQUIRE_FALSE(wal.sync());
+  const auto syncs = fs.operations(fs_op::sync);
+  for (int round = 1; round <= 3; ++round) {
+    for (wal_log* g : groups) {
+      REQUIRE_FALSE(g->append(std::vector{make(g->group(), static_cast<index_t>(round))}));
+      REQUIRE_FALSE(g->set_hard_state({1, 1, static_cast<index_t>(round)}));
+    }
+    REQUIRE_FALSE(wal.sync());
+  }
+  CHECK(fs.operations(fs_op::sync) - syncs == 3);  // 150 appends, three fdatasyncs
+  CHECK(groups[0]->sync() == std::error_code{});   // nothing left to write: no fdatasync
+  CHECK(fs.operations(fs_op::sync) - syncs == 3);
+}
+
+TEST_CASE("each group's log, truncations and hard state are recovered on their own",
+          "[storage][shared-wal][paper-5.3]") {
+  faulty_file_system fs;
+  {
+    shared_wal wal(fs, dir, small_segments());
+    wal_log& a = wal.open(7, membership{{1}});
+    wal_log& b = wal.open(9, membership{{1, 2}});
+    for (index_t i = 1; i <= 6; ++i) {
+      REQUIRE_FALSE(a.append(std::vector{make(7, i)}));
+      REQUIRE_FALSE(b.append(std::vector{make(9, i)}));
+    }
+    REQUIRE_FALSE(a.append(std::vector{make(7, 4, 2)}));  // truncates a's 4..6
+    REQUIRE_FALSE(a.set_hard_state({2, 1, 3}));
+    REQUIRE_FALSE(b.set_hard_state({1, 2, 6}));
+    REQUIRE_FALSE(wal.sync());
+    CHECK(wal.segment_count() > 1);
+  }
+  fs.crash();
+  shared_wal wal(fs, dir, small_segments());
+  CHECK(wal.groups() == std::vector<std::uint64_t>{7, 9});
+  wal_log& a = wal.open(7, membership{{1}});
+  wal_log& b = wal.open(9, membership{{1, 2}});
+  CHECK(a.last_index() == 4);
+  std::error_code ec;
+  CHECK(a.term(4, ec) == 2);
+  CHECK(b.last_index() == 6);
+  CHECK(payload_at(b, 5) == "g9/e5");
+  CHECK(a.initial_state().hard == raft::hard_state{2, 1, 3});
+  CHECK(b.initial_state().hard == raft::hard_state{1, 2, 6});
+  CHECK(b.initial_state().members == membership{{1, 2}});
+}
+
+TEST_CASE("reading one group reads only its own records", "[storage][shared-wal]") {
+  faulty_file_system fs;
+  shared_wal wal(fs, dir);
+  wal_log& a = wal.open(1, membership{{1}});
+  wal_log& b = wal.open(2, membership{{1}});
+  for (index_t i = 1; i <= 100; ++i) {
+    REQUIRE_FALSE(a.append(std::vector{make(1, i)}));
+    REQUIRE_FALSE(b.append(std::vector{make(2, i)}));
+  }
+  std::error_code ec;
+  CHECK(a.entries(100, 101, 1 << 20, ec)[0].payload.to_string() == "g1/e100");  // not yet written
+  REQUIRE_FALSE(wal.sync());
+  const auto reads = fs.operations(fs_op::read);
+  const auto got = a.entries(1, 101, 1 << 20, ec);
+  REQUIRE(got.size() == 100);
+  CHECK(got[99].payload.to_string() == "g1/e100");
+  // Interleaved with group 2, group 1's entries are 100 separate records: one read each, and
+  // never a scan of group 2's.
+  CHECK(fs.operations(fs_op::read) - reads == 100);
+}
+
+TEST_CASE("segments are deleted once every group compacted past them, idle groups included",
+          "[storage][shared-wal][paper-7]") {
+  faulty_file_system fs;
+  {
+    shared_wal wal(fs, dir, small_segments());
+    wal_log& a = wal.open(1, membership{{1}});
+    wal_log& b = wal.open(2, membership{{1}});
+    wal_log& idle = wal.open(3, membership{{1}});
+    REQUIRE_FALSE(idle.set_hard_state({4, 3, 0}));  // only a hard state, in the first segment
+    for (index_t i = 1; i <= 30; ++i) {
+      REQUIRE_FALSE(a.append(std::vector{make(1, i)}));
+      REQUIRE_FALSE(b.append(std::vector{make(2, i)}));
+    }
+    REQUIRE_FALSE(wal.sync());
+    const std::size_t before = wal.segment_count();
+    REQUIRE(before > 4);
+    REQUIRE_FALSE(a.create_snapshot({28, 1, {{1}}}, shared_bytes("a")));
+    REQUIRE_FALSE(a.compact(28));
+    CHECK(wal.segment_count() == before);  // group 2 still needs them
+    REQUIRE_FALSE(b.create_snapshot({28, 1, {{1}}}, shared_bytes("b")));
+    REQUIRE_FALSE(b.compact(28));
+    CHECK(wal.segment_count() < before / 2);
+  }
+  fs.crash();
+  shared_wal wal(fs, dir, small_segments());
+  wal_log& a = wal.open(1, membership{{1}});
+  wal_log& b = wal.open(2, membership{{1}});
+  wal_log& idle = wal.open(3, membership{{1}});
+  CHECK(a.first_index() == 29);
+  CHECK(payload_at(a, 30) == "g1/e30");
+  CHECK(b.first_index() == 29);
+  CHECK(idle.initial_state().hard == raft::hard_state{4, 3, 0});  // carried forward
+}
+
+TEST_CASE("a crash keeps every group's synced entries", "[storage][shared-wal][crash]") {
+  for (std::uint64_t seed = 1; seed <= 30; ++seed) {
+    INFO("seed " << seed);
+    faulty_file_system fs(seed);
+    index_t synced = 0;
+    {
+      shared_wal wal(fs, dir, small_segments());
+      std::vector<wal_log*> groups;
+      for (std::uint64_t g = 1; g <= 4; ++g) groups.push_back(&wal.open(g, membership{{1}}));
+      for (index_t i = 1; i <= 12; ++i) {
+        for (wal_log* g : groups) REQUIRE_FALSE(g->append(std::vector{make(g->group(), i)}));
+        if (i <= 8) {
+          REQUIRE_FALSE(wal.sync());
+          synced = i;
+        }
+      }
+    }
+    fs.crash();
+    shared_wal wal(fs, dir, small_segments());
+    for (std::uint64_t g = 1; g <= 4; ++g) {
+      wal_log& log = wal.open(g, membership{{1}});
+      CHECK(log.last_index() >= synced);
+      for (index_t i = 1; i <= log.last_index(); ++i) {
+        CHECK(payload_at(log, i) == make(g, i).payload.to_string());
+      }
+    }
+  }
+}
