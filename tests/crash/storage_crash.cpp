@@ -48,7 +48,9 @@ std::string payload_of(index_t index) {
   return p;
 }
 
-std::string snapshot_of(index_t index) { return "snapshot at " + std::to_string(index); }
+std::string snapshot_of(index_t index) {
+  return "snapshot at " + std::to_string(index);
+}
 
 int run_child(const std::string& dir) {
   posix_file_system fs;
@@ -154,8 +156,7 @@ int main(int argc, char** argv) {
   const std::string dir = argv[1];
   const unsigned long kills = std::strtoul(argv[2], nullptr, 10);
   const unsigned long long seed = std::strtoull(argv[3], nullptr, 10);
-  std::printf("storage crash test: %lu kills, seed %llu, directory %s\n", kills, seed,
-              dir.c_str());
+  std::printf("storage crash test: %lu kills, seed %llu, directory %s\n", kills, seed, dir.c_str());
   std::filesystem::remove_all(dir);
   const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
   quorum::detail::splitmix64 random(seed);
@@ -163,8 +164,8 @@ int main(int argc, char** argv) {
   try {
     for (unsigned long k = 1; k <= kills; ++k) {
       // Mostly short runs (kills during start-up and recovery too), some longer ones.
-      const std::uint64_t run = random.below(4) == 0 ? 20'000 + random.below(200'000)
-                                                     : random.below(20'000);
+      const std::uint64_t run =
+          random.below(4) == 0 ? 20'000 + random.below(200'000) : random.below(20'000);
       const index_t durable = run_and_kill(self, dir, run);
       highest = std::max(highest, durable);
       if (!verify(dir, highest)) {
