@@ -88,6 +88,8 @@ std::error_code faulty_file_system::check(fs_op op) {
   ++operations_;
   ++counts_[op];
   if (dead_.contains(op) || dead_.contains(fs_op::any)) return eio();
+  const double rate = op == fs_op::read ? read_error_ : op == fs_op::sync ? sync_error_ : 0;
+  if (rate > 0 && static_cast<double>(random_.below(1'000'000)) < rate * 1e6) return eio();
   if (fail_countdown_ != 0 && (fail_op_ == fs_op::any || fail_op_ == op)) {
     if (--fail_countdown_ == 0) return eio();
   }

@@ -188,6 +188,7 @@ std::error_code shared_wal::write(const std::vector<std::byte>& records, std::ui
 }
 
 std::error_code shared_wal::flush() {
+  if (failed_) return errc::io_error;
   if (pending_.empty()) return {};
   segment& active = segments_.rbegin()->second;
   if (auto ec = active.f->write_at(active.size - pending_.size(), pending_)) return fail(ec);
@@ -705,13 +706,17 @@ void wal_log::replay(std::uint8_t kind, std::span<const std::byte> body, std::ui
   };
   if (kind == entry_record && body.size() >= entry_header) {
     const raft::index_t index = get(body.data() + 18, 8);
-    if (index > last_index() + 1) {
-      // The segments before this one were reclaimed after a compaction: a log-start record
-      // later in the WAL must cover the gap (checked when the group is opened).
+    // Segments before this one were reclaimed after a compaction, so the log may seem to start
+    // later than it does: an entry beyond the end, or (after such a gap) one that truncates
+    // below the assumed start, moves the start to just before it. The log-start record must
+    // confirm it (checked when the group is opened).
+    const bool gap =
+        index > last_index() + 1 || (gap_floor_ != 0 && index <= base_ && index > known_base_);
+    if (gap) {
       drop_slots_from(base_ + 1);
       base_ = index - 1;
-      base_term_ = 0;
-      gap_floor_ = index - 1;
+      base_term_ = base_ == known_base_ ? known_base_term_ : 0;
+      gap_floor_ = base_;
     }
     if (index <= base_) damaged("entry " + std::to_string(index) + " out of sequence");
     drop_slots_from(index);
@@ -732,6 +737,8 @@ void wal_log::replay(std::uint8_t kind, std::span<const std::byte> body, std::ui
       base_ = index;
     }
     if (index == base_) base_term_ = t;
+    known_base_ = index;
+    known_base_term_ = t;
     base_segment_ = seq;
   } else {
     damaged("unknown record");
@@ -742,7 +749,7 @@ void wal_log::open(raft::membership bootstrap) {
   bootstrap_ = std::move(bootstrap);
   opened_ = true;
   file_system& fs = *wal_->fs_;
-  if (base_segment_ == 0 ? gap_floor_ != 0 : gap_floor_ > base_ || base_term_ == 0) {
+  if (gap_floor_ != 0 && (base_ != known_base_ || base_term_ == 0)) {
     raise(errc::corruption, wal_->dir_ + ": entries of group " + std::to_string(group_) +
                                 " up to " + std::to_string(gap_floor_) +
                                 " are missing and no compaction covers them");

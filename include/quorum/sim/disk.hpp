@@ -1,12 +1,17 @@
-// A simulated disk implementing log_storage, with the failure modes of a real one: writes sit
-// in a volatile cache until synced; a crash loses unsynced writes (a random prefix of them may
-// survive, the last one possibly torn); bit flips at rest; read errors; fsync errors. Every
-// record carries a checksum, so damage is detected, never silently returned. Single-threaded.
+// A simulated disk: the real storage::file_log over a storage::faulty_file_system, so the
+// simulator exercises the library's own file formats and recovery under the failure modes of a
+// real disk: writes sit in a page cache until synced; a crash loses unsynced writes (a random
+// prefix of them may survive, the last possibly torn) and unsynced directory changes; bit flips
+// at rest; read errors; fsync errors. Every record carries a checksum, so damage is detected,
+// never silently returned. Single-threaded.
 #pragma once
 
+#include <quorum/detail/assert.hpp>
 #include <quorum/raft/storage.hpp>
 #include <quorum/raft/types.hpp>
 #include <quorum/sim/world.hpp>
+#include <quorum/storage/faulty_file_system.hpp>
+#include <quorum/storage/file_log.hpp>
 
 #include <optional>
 #include <span>
@@ -28,7 +33,7 @@ class disk_failure : public std::system_error {
 
 /** Fault rates of one disk; all zero by default. */
 struct disk_faults {
-  /** Probability that an entries() read fails with errc::io_error. */
+  /** Probability that a read of the log fails with errc::io_error. */
   double read_error = 0;
   /** Probability that a sync() fails with errc::io_error. */
   double fsync_error = 0;
@@ -43,23 +48,21 @@ class disk {
   explicit disk(raft::membership members);
 
   // ---- log_storage: what has been written, synced or not (the page cache's view) ----
-  raft::initial_state initial_state() const {
-    return {written_.hard, written_.members, written_.receiving};
-  }
-  raft::index_t first_index() const noexcept { return written_.base + 1; }
-  raft::index_t last_index() const noexcept { return written_.base + written_.log.size(); }
-  raft::term_t term(raft::index_t i, std::error_code& ec) const;
-  /** Throws disk_failure on an injected read error or a checksum mismatch. */
+  raft::initial_state initial_state() const { return log().initial_state(); }
+  raft::index_t first_index() const { return log().first_index(); }
+  raft::index_t last_index() const { return log().last_index(); }
+  raft::term_t term(raft::index_t i, std::error_code& ec) const { return log().term(i, ec); }
+  /** Throws disk_failure on a read error or a checksum mismatch. */
   std::vector<raft::entry> entries(raft::index_t lo, raft::index_t hi, std::uint64_t max_bytes,
                                    std::error_code& ec) const;
-  raft::snapshot_meta snapshot() const { return written_.snapshot.meta; }
+  raft::snapshot_meta snapshot() const { return log().snapshot(); }
   /** Reads the current snapshot or the one before it; throws disk_failure on damage. */
   raft::snapshot_piece read_snapshot(raft::index_t index, std::uint64_t offset,
                                      std::uint64_t max_bytes, std::error_code& ec) const;
   /** The current snapshot's bytes, to restore a state machine; throws disk_failure on damage. */
   raft::shared_bytes snapshot_data() const;
 
-  // ---- writes: volatile until sync() ----
+  // ---- writes: volatile until sync(); a failed write throws disk_failure ----
   /** Appends entries, replacing any suffix from the first one's index. */
   void append(std::span<const raft::entry> batch);
   void set_hard_state(const raft::hard_state& hs);
@@ -77,70 +80,43 @@ class disk {
    *  be durable; the node must stop, never retry). */
   std::error_code sync();
   /** Writes issued but not synced. */
-  bool has_unsynced() const noexcept { return !pending_.empty(); }
+  bool has_unsynced() const noexcept { return unsynced_; }
 
   // ---- faults ----
   /** Arms fault injection from `random` (which must outlive the disk) at `rates`. */
-  void arm(rng& random, disk_faults rates) {
-    random_ = &random;
-    faults_ = rates;
-  }
-  void disarm() { faults_ = {}; }
+  void arm(rng& random, disk_faults rates);
+  void disarm();
   /** Power loss: unsynced writes are lost, except a random prefix; the last may be torn. */
   void crash();
   /**
-   * What a restart does first: checks every record. A damaged last record is a torn write and
-   * is truncated; damage before it returns errc::corruption (the node must not start).
+   * What a restart does first: opens the log, which checks every record. A damaged last record
+   * is a torn write and is cut off; damage before it returns errc::corruption (the node must
+   * not start); an I/O error returns errc::io_error.
    */
   std::error_code recover();
-  /** Flips one bit of a synced record that is not the last; false if there is none. */
+  /** Flips one bit in a synced segment file that is not the last; false if there is none. */
   bool flip_bit();
 
-  /** The durable hard state and log length, for checkers (no faults). */
-  const raft::hard_state& durable_hard_state() const noexcept { return durable_.hard; }
-  raft::index_t durable_last_index() const noexcept { return durable_.base + durable_.log.size(); }
+  /** The durable hard state and log length as of the last sync or recovery, for checkers. */
+  const raft::hard_state& durable_hard_state() const noexcept { return durable_hard_; }
+  raft::index_t durable_last_index() const noexcept { return durable_last_; }
 
  private:
-  struct record {
-    raft::entry e;
-    std::uint64_t checksum;
-  };
-  struct stored_snapshot {
-    raft::snapshot_meta meta;
-    raft::shared_bytes data;
-    std::uint64_t checksum = 0;
-  };
-  struct image {
-    std::vector<record> log;  // log[i] holds index base + 1 + i
-    raft::index_t base = 0;   // the compaction point and its term
-    raft::term_t base_term = 0;
-    raft::hard_state hard;
-    raft::membership members;  // at the compaction point
-    stored_snapshot snapshot;
-    stored_snapshot previous;
-    raft::snapshot_receipt receiving;
-    std::vector<std::byte> receiving_data;
-  };
-  enum class write_kind : std::uint8_t { entries, hard, snapshot, compact, chunk, install };
-  struct write {
-    write_kind kind = write_kind::entries;
-    std::vector<record> batch;
-    raft::hard_state hard;
-    stored_snapshot snapshot;
-    raft::index_t index = 0;
-    raft::snapshot_chunk chunk;
-  };
-  static std::uint64_t checksum(const raft::entry& e);
-  static std::uint64_t checksum(const raft::shared_bytes& data);
-  static void apply(image& target, const write& w);
-  void issue(write w);
-  const stored_snapshot* find_snapshot(raft::index_t index) const;
+  const storage::file_log& log() const {
+    QUORUM_ASSERT(log_.has_value(), "a disk that failed recovery has no log to read");
+    return *log_;
+  }
+  template <class Action>
+  auto guarded(Action&& action) const -> decltype(action());
 
-  image durable_;
-  image written_;
-  std::vector<write> pending_;
+  raft::membership members_;
+  storage::faulty_file_system files_;
+  std::optional<storage::file_log> log_;
   rng* random_ = nullptr;
   disk_faults faults_;
+  bool unsynced_ = false;
+  raft::hard_state durable_hard_;
+  raft::index_t durable_last_ = 0;
 };
 
 static_assert(raft::log_storage<disk>);

@@ -43,11 +43,19 @@ class faulty_file_system final : public file_system {
   // ---- faults ----
   /** The `n`th operation of kind `op` from now (1 = the next one) fails with EIO, once. */
   void fail_at(std::uint64_t n, fs_op op = fs_op::any);
+  /** From now on each read fails with EIO with probability `read`, each sync with `sync`
+   *  (drawn from this file system's seed). */
+  void set_error_rates(double read, double sync) {
+    read_error_ = read;
+    sync_error_ = sync;
+  }
   /** Makes every later operation of kind `op` fail with EIO (a dead disk), until heal(). */
   void fail_always(fs_op op = fs_op::any) { dead_.insert(op); }
   void heal() {
     dead_.clear();
     fail_countdown_ = 0;
+    read_error_ = 0;
+    sync_error_ = 0;
   }
   /** Power loss. Unsynced writes are lost except a random prefix (when `keep_some`), whose
    *  last write may be torn (when `tear`); unsynced directory changes are lost. Files opened
@@ -94,6 +102,8 @@ class faulty_file_system final : public file_system {
   std::uint64_t fail_countdown_ = 0;
   fs_op fail_op_ = fs_op::any;
   std::set<fs_op> dead_;
+  double read_error_ = 0;
+  double sync_error_ = 0;
 };
 
 }  // namespace quorum::storage

@@ -55,6 +55,8 @@ class file_log {
   }
   std::error_code compact(raft::index_t index) { return log_->compact(index); }
   std::error_code sync() { return wal_.sync(); }
+  /** Writes what was appended to the file system without waiting for the disk (not durable). */
+  std::error_code flush() { return wal_.flush(); }
 
   bool failed() const noexcept { return wal_.failed(); }
   std::size_t segment_count() const noexcept { return wal_.segment_count(); }

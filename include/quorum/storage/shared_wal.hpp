@@ -144,7 +144,11 @@ class wal_log {
   raft::hard_state hard_;
   std::uint64_t base_segment_ = 0;  // segments holding the newest base / hard state records
   std::uint64_t hard_segment_ = 0;
-  raft::index_t gap_floor_ = 0;  // recovery: entries below this were in reclaimed segments
+  // Recovery: the log start assumed from a gap left by reclaimed segments, and the newest
+  // log-start record seen, which must confirm it.
+  raft::index_t gap_floor_ = 0;
+  raft::index_t known_base_ = 0;
+  raft::term_t known_base_term_ = 0;
   std::optional<stored_snapshot> snapshot_;
   std::optional<stored_snapshot> previous_snapshot_;
   std::optional<incoming> incoming_;
@@ -175,6 +179,10 @@ class shared_wal {
    *  refuses everything (never retried). */
   std::error_code sync();
 
+  /** Writes the records gathered so far to the file system (its page cache) without waiting
+   *  for the disk: nothing becomes durable, but a later sync() has less to write. */
+  std::error_code flush();
+
   bool failed() const noexcept { return failed_; }
   /** Segment files in use (for tests and monitoring). */
   std::size_t segment_count() const noexcept { return segments_.size(); }
@@ -194,8 +202,6 @@ class shared_wal {
   std::error_code write(const std::vector<std::byte>& records, std::uint64_t& seq,
                         std::uint64_t& offset);
   std::error_code roll();
-  /** Writes the records gathered since the last flush to the active segment. */
-  std::error_code flush();
   /** Reads segment bytes, from the file or from records not yet flushed; throws storage_error. */
   void read(std::uint64_t seq, std::uint64_t offset, std::span<std::byte> out,
             std::size_t& got) const;
