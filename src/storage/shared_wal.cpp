@@ -221,6 +221,16 @@ std::error_code shared_wal::sync() {
   if (failed_) return errc::io_error;
   std::error_code ec;
   if ((ec = flush())) return ec;
+  if (options_.sync_interval.count() > 0) {
+    // The weaker batched mode (see file_log_options::sync_interval). New files and snapshot
+    // chunks are always synced: only appends to existing segments wait.
+    const auto now = std::chrono::steady_clock::now();
+    const bool structural = !dirs_unsynced_.empty() || !incoming_unsynced_.empty();
+    if (!structural && last_fdatasync_ && now - *last_fdatasync_ < options_.sync_interval) {
+      return {};
+    }
+    last_fdatasync_ = now;
+  }
   for (std::uint64_t seq : unsynced_) {
     if ((ec = segments_.at(seq).f->sync())) return fail(ec);
   }

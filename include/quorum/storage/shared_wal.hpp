@@ -13,6 +13,7 @@
 #include <quorum/raft/types.hpp>
 #include <quorum/storage/file_system.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -43,6 +44,15 @@ struct file_log_options {
   std::uint32_t snapshot_block_bytes = 64 << 10;
   /** Records larger than this are refused when written and taken as damage when read. */
   std::uint32_t max_record_bytes = 256 << 20;
+  /**
+   * 0 (the default): every sync() ends with fdatasync, so whatever the host acknowledges after
+   * it survives power loss. Above 0, the weaker batched mode: sync() writes to the file system
+   * at once but calls fdatasync at most once per interval, so a process crash loses nothing
+   * but a power loss or kernel crash may lose up to one interval of acknowledged writes. With
+   * Raft, data is then safe only while a majority does not lose power together. Opt in only if
+   * that is acceptable.
+   */
+  std::chrono::milliseconds sync_interval{0};
 };
 
 class shared_wal;
@@ -219,6 +229,7 @@ class shared_wal {
   std::vector<std::uint64_t> unsynced_;
   std::vector<wal_log*> incoming_unsynced_;
   std::vector<std::string> dirs_unsynced_;
+  std::optional<std::chrono::steady_clock::time_point> last_fdatasync_;
   bool failed_ = false;
 };
 

@@ -236,3 +236,26 @@ TEST_CASE("after any mix of appends, truncations and compactions a reopened WAL 
     }
   }
 }
+
+TEST_CASE("the batched durability mode syncs at most once per interval, and is weaker",
+          "[storage][shared-wal][durability]") {
+  faulty_file_system fs;
+  file_log_options o;
+  o.sync_interval = std::chrono::hours(1);  // no test waits for it
+  {
+    shared_wal wal(fs, dir, o);
+    wal_log& log = wal.open(1, membership{{1}});
+    REQUIRE_FALSE(log.append(std::vector{make(1, 1)}));
+    REQUIRE_FALSE(wal.sync());  // the first one goes to the disk
+    const auto syncs = fs.operations(fs_op::sync);
+    const std::string segment = dir + "/seg-00000000000000000001-00000000000000000000.log";
+    const auto size = fs.contents(segment).size();
+    REQUIRE_FALSE(log.append(std::vector{make(1, 2)}));
+    REQUIRE_FALSE(wal.sync());  // written, not synced
+    CHECK(fs.operations(fs_op::sync) == syncs);
+    CHECK(fs.contents(segment).size() > size);
+  }
+  fs.crash(false);  // a power loss takes the unsynced, acknowledged entry 2 with it
+  shared_wal wal(fs, dir, o);
+  CHECK(wal.open(1, membership{{1}}).last_index() == 1);
+}
