@@ -287,7 +287,8 @@ TEST_CASE("damage found by a read is an error, never returned as data",
 
 TEST_CASE("an I/O error at any operation loses nothing acknowledged (fail matrix)",
           "[storage][file-log][fail-matrix]") {
-  // A workload over open, append, hard state, sync, snapshot, compaction, chunks and install.
+  // A workload over open, append, truncation, hard state, sync, snapshot, compaction, chunks
+  // and install.
   // Each run fails the k-th file operation; whatever the log acknowledged (sync returned
   // success) must be there after a crash and a reopen on a healthy disk.
   struct acked {
@@ -309,8 +310,13 @@ TEST_CASE("an I/O error at any operation loses nothing acknowledged (fail matrix
         if (log.create_snapshot({next - 2, 1, {{1}}}, shared_bytes("state"))) return;
         if (log.compact(next - 4)) return;
       }
+      if (round == 5) {
+        // A new leader's entry replaces the last (uncommitted) one: a suffix truncation.
+        if (log.append(std::vector{make(next - 1, 2, 30)})) return;
+        if (log.sync()) return;
+      }
     }
-    const raft::snapshot_meta meta{next + 5, 2, {{1}}};
+    const raft::snapshot_meta meta{next + 5, 3, {{1}}};
     if (log.write_snapshot_chunk({meta, 0, shared_bytes("chunk-a"), false})) return;
     if (log.write_snapshot_chunk({meta, 7, shared_bytes("chunk-b"), true})) return;
     if (log.install_snapshot(meta)) return;
