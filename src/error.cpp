@@ -36,6 +36,8 @@ class category final : public std::error_category {
         return "the learner is not caught up with the leader's log yet; promote it later";
       case errc::corruption:
         return "log damaged before its end (checksum mismatch); repair this node from its peers";
+      case errc::authentication_failed:
+        return "peer authentication failed (cluster secret, cluster id or node id do not match)";
     }
     return "unknown quorum error";
   }

@@ -41,6 +41,9 @@ enum class errc {
   invalid_membership = 14,
   /** A learner is not yet caught up with the leader's log; promote it later. */
   not_caught_up = 15,
+  /** A peer failed mutual authentication (wrong secret, cluster or node id, or a malformed
+   *  handshake); the connection is closed. */
+  authentication_failed = 16,
 };
 
 /** The category of quorum::errc; its name is "quorum". */
