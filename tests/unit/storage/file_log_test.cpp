@@ -6,7 +6,7 @@
 #include <quorum/storage/faulty_file_system.hpp>
 #include <quorum/storage/file_log.hpp>
 
-#include "../../support/entries.hpp"
+#include "../../support/storage.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -17,6 +17,7 @@
 
 using namespace quorum;
 using namespace quorum::storage;
+using quorum::test::payload_at;
 using raft::entry;
 using raft::index_t;
 using raft::membership;
@@ -34,14 +35,6 @@ entry make(index_t index, raft::term_t term, std::size_t size = 10) {
   std::string payload = "e" + std::to_string(index) + "/";
   while (payload.size() < size) payload += static_cast<char>('a' + index % 26);
   return {term, index, shared_bytes(payload)};
-}
-
-std::string payload_at(const file_log& log, index_t i) {
-  std::error_code ec;
-  auto got = log.entries(i, i + 1, 1 << 20, ec);
-  REQUIRE_FALSE(ec);
-  REQUIRE(got.size() == 1);
-  return got[0].payload.to_string();
 }
 
 file_log_options small_segments() {

@@ -6,6 +6,8 @@
 #include <quorum/storage/faulty_file_system.hpp>
 #include <quorum/storage/shared_wal.hpp>
 
+#include "../../support/storage.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <memory>
@@ -13,6 +15,7 @@
 
 using namespace quorum;
 using namespace quorum::storage;
+using quorum::test::payload_at;
 using raft::entry;
 using raft::index_t;
 using raft::membership;
@@ -24,14 +27,6 @@ const std::string dir = "/data/wal";
 
 entry make(std::uint64_t group, index_t index, raft::term_t term = 1) {
   return {term, index, shared_bytes("g" + std::to_string(group) + "/e" + std::to_string(index))};
-}
-
-std::string payload_at(const wal_log& log, index_t i) {
-  std::error_code ec;
-  auto got = log.entries(i, i + 1, 1 << 20, ec);
-  REQUIRE_FALSE(ec);
-  REQUIRE(got.size() == 1);
-  return got[0].payload.to_string();
 }
 
 file_log_options small_segments() {
