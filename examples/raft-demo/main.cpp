@@ -1,13 +1,16 @@
-// Three replicas of the pure Raft core in one process, over in-memory storage and a tiny
-// message loop: an election, replication, the leader stopped, a new election, and a check that
-// every committed entry survived. Single-threaded; time is a tick counter.
+// Three replicas of the pure Raft core in one process, each with its own file log on disk
+// (fdatasync before anything is acknowledged), and a tiny message loop: an election,
+// replication, the leader stopped (core and open files gone), a new election, the old leader
+// reopening its files and catching up, and a check that every committed entry survived.
+// Single-threaded; time is a tick counter. Files go to ./raft-demo.data, removed at the end.
 #include <quorum/raft/core.hpp>
-#include <quorum/raft/memory_storage.hpp>
+#include <quorum/storage/file_log.hpp>
 
 #include <fmt/core.h>
 
 #include <cstdlib>
 #include <deque>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <optional>
@@ -15,35 +18,49 @@
 #include <vector>
 
 namespace raft = quorum::raft;
+namespace storage = quorum::storage;
 
 namespace {
 
-// One replica: durable storage (survives a stop), the core (does not), what it applied.
+const std::string data_dir = "raft-demo.data";
+
+// One replica: its files (survive a stop), the open log and the core (do not), what it applied.
 struct replica {
-  raft::memory_storage storage;
-  std::unique_ptr<raft::core<raft::memory_storage>> core;
+  std::unique_ptr<storage::file_log> log;
+  std::unique_ptr<raft::core<storage::file_log>> core;
   std::vector<std::string> applied;
 };
 
 class demo_cluster {
  public:
-  explicit demo_cluster(std::vector<raft::node_id> ids) {
-    for (auto id : ids) {
-      replicas_[id].storage = raft::memory_storage({ids});
-      start(id);
-    }
+  explicit demo_cluster(std::vector<raft::node_id> ids) : ids_(std::move(ids)) {
+    std::filesystem::remove_all(data_dir);
+    for (auto id : ids_) start(id);
   }
+  ~demo_cluster() {
+    replicas_.clear();
+    std::filesystem::remove_all(data_dir);
+  }
+  demo_cluster(const demo_cluster&) = delete;
+  demo_cluster& operator=(const demo_cluster&) = delete;
 
+  // Opens the node's log (recovering whatever its files hold) and starts a core on it.
   void start(raft::node_id id) {
     raft::options o;
     o.id = id;
     o.seed = 2024;
-    auto& r = replicas_.at(id);
-    r.core = std::make_unique<raft::core<raft::memory_storage>>(r.storage, o);
+    auto& r = replicas_[id];
+    r.log = std::make_unique<storage::file_log>(files_, data_dir + "/node-" + std::to_string(id),
+                                                raft::membership{ids_});
+    r.core = std::make_unique<raft::core<storage::file_log>>(*r.log, o);
     r.applied.clear();
   }
 
-  void stop(raft::node_id id) { replicas_.at(id).core.reset(); }
+  // The process of a node ends: its core and its open files are gone; only the disk remains.
+  void stop(raft::node_id id) {
+    replicas_.at(id).core.reset();
+    replicas_.at(id).log.reset();
+  }
 
   bool running(raft::node_id id) const { return replicas_.at(id).core != nullptr; }
 
@@ -64,7 +81,8 @@ class demo_cluster {
     return std::nullopt;
   }
 
-  raft::core<raft::memory_storage>& core(raft::node_id id) { return *replicas_.at(id).core; }
+  raft::core<storage::file_log>& core(raft::node_id id) { return *replicas_.at(id).core; }
+  raft::index_t last_on_disk(raft::node_id id) const { return replicas_.at(id).log->last_index(); }
   const std::vector<std::string>& applied(raft::node_id id) { return replicas_.at(id).applied; }
   int now() const { return now_; }
 
@@ -98,8 +116,13 @@ class demo_cluster {
     // The ready contract: send the leader's appends now, persist, then send what vouches for
     // the persisted state, then apply.
     for (auto& m : rd.messages) in_flight_.push_back(std::move(m));
-    r.storage.append(rd.entries);
-    if (rd.hard_state) r.storage.set_hard_state(*rd.hard_state);
+    std::error_code ec = r.log->append(rd.entries);
+    if (!ec && rd.hard_state) ec = r.log->set_hard_state(*rd.hard_state);
+    if (!ec) ec = r.log->sync();  // fdatasync: only now may acknowledgements leave
+    if (ec) {
+      fmt::print("node {}: storage failed ({}); a real node stops here\n", id, ec.message());
+      std::exit(1);
+    }
     for (auto& m : rd.persisted_messages) in_flight_.push_back(std::move(m));
     for (auto& e : rd.committed_entries) {
       if (!e.payload.empty()) r.applied.push_back(e.payload.to_string());
@@ -107,6 +130,8 @@ class demo_cluster {
     r.core->advance(rd);
   }
 
+  std::vector<raft::node_id> ids_;
+  storage::posix_file_system files_;
   std::map<raft::node_id, replica> replicas_;
   std::deque<raft::message> in_flight_;
   int now_ = 0;
@@ -169,8 +194,10 @@ int main() {
   cluster.drain();
   committed.push_back(after);
 
-  fmt::print("== 5. node {} restarts from its storage and catches up\n", old_leader);
+  fmt::print("== 5. node {} reopens its files and catches up\n", old_leader);
   cluster.start(old_leader);
+  fmt::print("  recovered from {}/node-{}: {} entries on disk\n", data_dir, old_leader,
+             cluster.last_on_disk(old_leader));
   for (int i = 0; i < 5; ++i) cluster.step_time();
 
   fmt::print("== 6. every committed entry is still there, on every node\n");
