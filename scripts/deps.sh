@@ -1,6 +1,6 @@
 # Sourced by scripts/demo and scripts/test: installs the Debian packages a build needs when any
 # is missing, then nothing else. Works as root, or through sudo when available.
-quorum_packages=(g++ cmake ninja-build ccache catch2 libfmt-dev clang-format clang libclang-rt-14-dev libssl-dev)
+quorum_packages=(g++ cmake ninja-build ccache catch2 libfmt-dev clang-format clang libclang-rt-14-dev libssl-dev libboost-dev)
 
 quorum_install_deps() {
   local missing=()

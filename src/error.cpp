@@ -38,6 +38,10 @@ class category final : public std::error_category {
         return "log damaged before its end (checksum mismatch); repair this node from its peers";
       case errc::authentication_failed:
         return "peer authentication failed (cluster secret, cluster id or node id do not match)";
+      case errc::proposal_dropped:
+        return "the proposal was overwritten by another leader's entry and not applied; retry";
+      case errc::shutting_down:
+        return "the replica is stopping or stopped; the operation did not run";
     }
     return "unknown quorum error";
   }

@@ -44,6 +44,11 @@ enum class errc {
   /** A peer failed mutual authentication (wrong secret, cluster or node id, or a malformed
    *  handshake); the connection is closed. */
   authentication_failed = 16,
+  /** A proposal was accepted, then overwritten by another leader's entry: it was not applied
+   *  and may be retried. */
+  proposal_dropped = 17,
+  /** The replica is stopping (or stopped on a storage failure); the operation did not run. */
+  shutting_down = 18,
 };
 
 /** The category of quorum::errc; its name is "quorum". */

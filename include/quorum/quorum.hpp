@@ -1,5 +1,6 @@
-// Umbrella header: everything public in quorum. Include the layer headers directly to compile
-// less.
+// Umbrella header: everything public in quorum except the simulator and the Asio runtime
+// (include <quorum/runtime/replica.hpp> and link quorum::runtime for that). Include the layer
+// headers directly to compile less.
 #pragma once
 
 #include <quorum/error.hpp>
@@ -12,3 +13,10 @@
 #include <quorum/raft/ready.hpp>
 #include <quorum/raft/storage.hpp>
 #include <quorum/raft/types.hpp>
+#include <quorum/storage/crc32c.hpp>
+#include <quorum/storage/faulty_file_system.hpp>
+#include <quorum/storage/file_log.hpp>
+#include <quorum/storage/file_system.hpp>
+#include <quorum/storage/shared_wal.hpp>
+#include <quorum/transport/codec.hpp>
+#include <quorum/transport/handshake.hpp>

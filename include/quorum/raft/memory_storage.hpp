@@ -67,6 +67,10 @@ class memory_storage {
   /** Records the hard state from a ready batch. */
   void set_hard_state(const hard_state& hs) { hard_ = hs; }
 
+  /** Everything written is already as durable as this store gets: nothing to do. Present so
+   *  that hosts (runtime::replica) drive every store the same way. */
+  std::error_code sync() { return {}; }
+
   /**
    * Appends entries from a ready batch. They must be contiguous; the first may overwrite
    * existing entries, in which case everything from its index on is replaced (Raft's suffix

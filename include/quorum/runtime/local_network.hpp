@@ -1,0 +1,65 @@
+// An in-process transport: replicas of one process (or one test) exchange Raft messages
+// through it, each delivered on the receiver's own executor. Links can be cut to simulate
+// partitions. Thread-safe: send() may be called from any replica's strand.
+#pragma once
+
+#include <quorum/raft/message.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/post.hpp>
+
+#include <functional>
+#include <map>
+#include <mutex>
+#include <set>
+#include <utility>
+
+namespace quorum::runtime {
+
+class local_network {
+ public:
+  using receiver = std::function<void(raft::message)>;
+
+  /** Registers node `id`: messages to it are posted to `ex` and handed to `receive`. */
+  void attach(raft::node_id id, boost::asio::any_io_executor ex, receiver receive) {
+    std::lock_guard lock(mutex_);
+    nodes_[id] = {std::move(ex), std::move(receive)};
+  }
+  /** Unregisters node `id`: messages to it are dropped from now on. */
+  void detach(raft::node_id id) {
+    std::lock_guard lock(mutex_);
+    nodes_.erase(id);
+  }
+  /** Cuts (or restores) both directions between `a` and `b`. */
+  void set_link(raft::node_id a, raft::node_id b, bool up) {
+    std::lock_guard lock(mutex_);
+    for (auto link : {std::pair(a, b), std::pair(b, a)}) {
+      if (up) {
+        cut_.erase(link);
+      } else {
+        cut_.insert(link);
+      }
+    }
+  }
+
+  /** Delivers `m` to its recipient, if attached and reachable; otherwise drops it (as a network
+   *  may). */
+  void send(raft::message m) {
+    std::lock_guard lock(mutex_);
+    auto it = nodes_.find(m.to);
+    if (it == nodes_.end() || cut_.contains({m.from, m.to})) return;
+    boost::asio::post(it->second.executor, [receive = it->second.receive,
+                                            m = std::move(m)]() mutable { receive(std::move(m)); });
+  }
+
+ private:
+  struct node {
+    boost::asio::any_io_executor executor;
+    receiver receive;
+  };
+  std::mutex mutex_;
+  std::map<raft::node_id, node> nodes_;
+  std::set<std::pair<raft::node_id, raft::node_id>> cut_;
+};
+
+}  // namespace quorum::runtime

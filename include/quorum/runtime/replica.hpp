@@ -1,0 +1,294 @@
+// A replica: one Raft core driven on an Asio strand. A timer turns steady-clock time into
+// ticks, the transport hands in messages, and the ready loop persists through the storage
+// (sync before anything that vouches for it leaves), sends, applies committed entries to the
+// user's state machine and completes proposals. The host owns the io_context and its threads;
+// every member runs on the replica's strand, so any thread may call the public functions.
+#pragma once
+
+#include <quorum/error.hpp>
+#include <quorum/raft/core.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <concepts>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+
+namespace quorum::runtime {
+
+/** A user's state machine: `apply` of one committed, non-empty entry returns the result the
+ *  proposer receives. */
+template <class T>
+concept state_machine = requires(T& sm, const raft::entry& e) {
+  { sm.apply(e) } -> std::convertible_to<std::string>;
+};
+
+/** Storage a replica can drive: the log_storage concept plus the write side of a ready batch. */
+template <class S>
+concept durable_log = raft::log_storage<S> &&
+    requires(S& s, std::span<const raft::entry> batch, const raft::hard_state& hs) {
+  s.append(batch);
+  s.set_hard_state(hs);
+  { s.sync() } -> std::same_as<std::error_code>;
+};
+
+/** What async_propose completes with besides the error. */
+struct propose_result {
+  /** The state machine's answer (on success). */
+  std::string result;
+  /** Where the command landed in the log (on success). */
+  raft::index_t index = 0;
+  /** With errc::not_leader: the leader this replica knows of, or no_node. */
+  raft::node_id leader_hint = raft::no_node;
+};
+
+/** Settings of a replica. */
+struct replica_settings {
+  /** Wall time per Raft tick (steady clock): election timeouts are options.election_ticks of
+   *  these. */
+  std::chrono::milliseconds tick{10};
+};
+
+template <state_machine StateMachine, durable_log Storage>
+class replica {
+ public:
+  using executor_type = boost::asio::strand<boost::asio::any_io_executor>;
+  using send_function = std::function<void(raft::message)>;
+  using leadership_observer = std::function<void(raft::node_id leader, raft::term_t term)>;
+
+  /**
+   * A replica over `storage` and `machine` (both must outlive it), sending through `send`.
+   * Throws what raft::core's constructor throws for invalid options. Call start() to run.
+   */
+  replica(boost::asio::any_io_executor ex, Storage& storage, StateMachine& machine,
+          const raft::options& options, send_function send, replica_settings settings = {})
+      : strand_(boost::asio::make_strand(ex)),
+        storage_(&storage),
+        machine_(&machine),
+        core_(storage, options),
+        send_(std::move(send)),
+        settings_(settings),
+        timer_(strand_) {}
+
+  replica(const replica&) = delete;
+  replica& operator=(const replica&) = delete;
+
+  executor_type get_executor() const noexcept { return strand_; }
+
+  /** Starts the tick timer. */
+  void start() {
+    boost::asio::dispatch(strand_, [this] { schedule_tick(); });
+  }
+
+  /**
+   * Stops ticking and fails every pending proposal with errc::shutting_down. The replica may
+   * be destroyed once the io_context has run the stop (e.g. after run() returned).
+   */
+  void stop() {
+    boost::asio::dispatch(strand_, [this] { halt(errc::shutting_down); });
+  }
+
+  /** A message from the transport. */
+  void receive(raft::message m) {
+    boost::asio::dispatch(strand_, [this, m = std::move(m)] {
+      if (stopped_) return;
+      (void)core_.step(m);  // malformed or misaddressed messages change nothing
+      pump();
+    });
+  }
+
+  /**
+   * Proposes `command`; completes with (error, propose_result) once the command is applied
+   * here (result set), or with errc::not_leader (leader_hint set), errc::uncommitted_limit,
+   * errc::transfer_in_progress, errc::proposal_dropped (another leader's entry took its
+   * place) or errc::shutting_down. Any completion token: callbacks, use_future, use_awaitable.
+   */
+  template <class CompletionToken>
+  auto async_propose(raft::shared_bytes command, CompletionToken&& token) {
+    return boost::asio::async_initiate<CompletionToken, void(std::error_code, propose_result)>(
+        [this](auto handler, raft::shared_bytes cmd) {
+          auto w = make_waiter(std::move(handler));
+          boost::asio::dispatch(strand_, [this, w = std::move(w), cmd = std::move(cmd)]() mutable {
+            begin_propose(std::move(cmd), std::move(w));
+          });
+        },
+        token, std::move(command));
+  }
+
+  /** Called on the strand whenever the known leader changes (no_node while unknown). */
+  void on_leadership(leadership_observer observer) {
+    boost::asio::dispatch(strand_, [this, observer = std::move(observer)]() mutable {
+      observer_ = std::move(observer);
+    });
+  }
+
+  /** The leader this replica knows of (a snapshot; may change at once). */
+  raft::node_id leader() const noexcept { return leader_.load(); }
+  /** Entries applied to the state machine (a snapshot). */
+  raft::index_t applied() const noexcept { return applied_.load(); }
+
+ private:
+  struct waiter {
+    virtual ~waiter() = default;
+    virtual void complete(std::error_code ec, propose_result result) = 0;
+  };
+  template <class Handler>
+  struct waiter_for final : waiter {
+    waiter_for(Handler h, executor_type fallback)
+        : handler(std::move(h)), fallback_executor(std::move(fallback)) {}
+    void complete(std::error_code ec, propose_result result) override {
+      // The handler runs on its own executor (or the replica's), never inside the strand's
+      // current call.
+      auto ex = boost::asio::get_associated_executor(handler, fallback_executor);
+      boost::asio::post(ex, [h = std::move(handler), ec, r = std::move(result)]() mutable {
+        std::move(h)(ec, std::move(r));
+      });
+    }
+    Handler handler;
+    executor_type fallback_executor;
+  };
+  template <class Handler>
+  std::unique_ptr<waiter> make_waiter(Handler handler) {
+    return std::make_unique<waiter_for<Handler>>(std::move(handler), strand_);
+  }
+
+  struct pending {
+    raft::term_t term;
+    std::unique_ptr<waiter> waiting;
+  };
+
+  void schedule_tick() {
+    if (stopped_) return;
+    timer_.expires_after(settings_.tick);
+    timer_.async_wait(boost::asio::bind_executor(strand_, [this](const auto& ec) {
+      if (ec || stopped_) return;
+      core_.tick();
+      pump();
+      schedule_tick();
+    }));
+  }
+
+  void begin_propose(raft::shared_bytes command, std::unique_ptr<waiter> w) {
+    if (stopped_) {
+      w->complete(errc::shutting_down, {});
+      return;
+    }
+    const raft::proposal_result r = core_.propose(command);
+    if (r.error) {
+      w->complete(r.error, {{}, 0, r.leader_hint});
+      return;
+    }
+    pending_[r.first_index] = pending{r.term, std::move(w)};
+    pump();
+  }
+
+  void pump() {
+    while (!stopped_ && core_.has_ready()) {
+      raft::ready rd = core_.get_ready();
+      for (raft::message& m : rd.messages) send_(std::move(m));
+      std::error_code ec;
+      for (const raft::snapshot_chunk& c : rd.snapshot_chunks) {
+        if constexpr (requires { storage_->write_snapshot_chunk(c); }) {
+          (void)storage_->write_snapshot_chunk(c);
+        }
+      }
+      if (rd.snapshot) {
+        if constexpr (requires { storage_->install_snapshot(*rd.snapshot); }) {
+          (void)storage_->install_snapshot(*rd.snapshot);
+        }
+      }
+      if (!rd.entries.empty()) ec = checked([&] { return storage_->append(rd.entries); });
+      if (!ec && rd.hard_state) {
+        ec = checked([&] { return storage_->set_hard_state(*rd.hard_state); });
+      }
+      if (!ec) ec = storage_->sync();
+      if (ec) {
+        // Principle 2: a node whose disk failed stops; nothing unsynced is vouched for.
+        halt(errc::io_error);
+        return;
+      }
+      for (raft::message& m : rd.persisted_messages) send_(std::move(m));
+      if (rd.snapshot) restore(*rd.snapshot);
+      for (const raft::entry& e : rd.committed_entries) apply(e);
+      if (rd.soft_state) notice_leader(rd.soft_state->leader);
+      core_.advance(rd);
+    }
+  }
+
+  // Storage writes return an error (file_log) or nothing (memory_storage).
+  template <class Write>
+  static std::error_code checked(Write&& write) {
+    if constexpr (std::is_void_v<decltype(write())>) {
+      write();
+      return {};
+    } else {
+      return write();
+    }
+  }
+
+  void restore(const raft::snapshot_meta& meta) {
+    if constexpr (requires(StateMachine & m) { m.restore(storage_->snapshot_data()); }) {
+      machine_->restore(storage_->snapshot_data());
+      applied_ = meta.index;
+    } else {
+      halt(errc::io_error);  // a snapshot this state machine cannot take
+    }
+  }
+
+  void apply(const raft::entry& e) {
+    std::string result;
+    if (!e.payload.empty() && e.type == raft::entry_type::normal) result = machine_->apply(e);
+    applied_ = e.index;
+    auto it = pending_.find(e.index);
+    if (it == pending_.end()) return;
+    pending p = std::move(it->second);
+    pending_.erase(it);
+    if (p.term == e.term) {
+      p.waiting->complete({}, {std::move(result), e.index, raft::no_node});
+    } else {
+      p.waiting->complete(errc::proposal_dropped, {{}, 0, core_.leader()});
+    }
+  }
+
+  void notice_leader(raft::node_id leader) {
+    if (leader == leader_.load()) return;
+    leader_ = leader;
+    if (observer_) observer_(leader, core_.term());
+  }
+
+  void halt(errc why) {
+    stopped_ = true;
+    timer_.cancel();
+    for (auto& [index, p] : pending_) p.waiting->complete(why, {});
+    pending_.clear();
+  }
+
+  executor_type strand_;
+  Storage* storage_;
+  StateMachine* machine_;
+  raft::core<Storage> core_;
+  send_function send_;
+  replica_settings settings_;
+  boost::asio::steady_timer timer_;
+  std::map<raft::index_t, pending> pending_;
+  leadership_observer observer_;
+  std::atomic<raft::node_id> leader_{raft::no_node};
+  std::atomic<raft::index_t> applied_{0};
+  bool stopped_ = false;
+};
+
+}  // namespace quorum::runtime
