@@ -189,7 +189,7 @@ TEST_CASE("after the leader stops, the others elect a new one and keep every app
   g.stop_all();
 }
 
-TEST_CASE("proposals complete through futures and coroutines; stop fails what is pending",
+TEST_CASE("proposals complete through futures and coroutines and stop fails what is pending",
           "[runtime]") {
   asio::io_context ioc;
   group g(ioc);

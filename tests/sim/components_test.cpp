@@ -151,7 +151,7 @@ TEST_CASE("compaction keeps the snapshot's membership and refuses reads before i
   CHECK_FALSE(piece.last);
 }
 
-TEST_CASE("a torn tail is cut off on recovery; damage before it is an error", "[sim][disk]") {
+TEST_CASE("a torn tail is cut off on recovery but damage before it is an error", "[sim][disk]") {
   bool partial_seen = false;
   for (std::uint64_t seed = 0; seed < 40; ++seed) {
     INFO("seed " << seed);

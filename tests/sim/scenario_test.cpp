@@ -147,7 +147,7 @@ TEST_CASE("a node isolated for long rejoins without disrupting the leader (PreVo
   require_safe(sim);
 }
 
-TEST_CASE("a node stranded with a higher term rejoins; the group recovers with its log intact",
+TEST_CASE("a node stranded with a higher term rejoins and the group recovers with its log intact",
           "[sim][scenario][dissertation-9.6]") {
   kv_simulation sim(8, quiet(3), 2, 4);
   sim.start_clients();
@@ -377,7 +377,7 @@ TEST_CASE("a lease leader frozen past its lease serves no stale read once it res
   require_safe(sim);
 }
 
-TEST_CASE("the leader crashes in the middle of a joint configuration; the group recovers",
+TEST_CASE("the leader crashes in the middle of a joint configuration and the group recovers",
           "[sim][scenario][dissertation-4.3]") {
   for (std::uint64_t seed : {21, 22, 23}) {
     INFO("seed " << seed);

@@ -91,7 +91,7 @@ TEST_CASE("a caught-up learner is promoted automatically when asked to",
   CHECK_FALSE(c[1].members().is_learner(4));
 }
 
-TEST_CASE("one membership change at a time; bad memberships are refused",
+TEST_CASE("one membership change at a time and bad memberships are refused",
           "[raft][dissertation-4.1]") {
   member_cluster c(4, membership{{1, 2, 3}, {}, {4}});
   CHECK(c[1].change_membership({{1, 2}}) == errc::not_leader);

@@ -143,7 +143,7 @@ TEST_CASE("compaction needs a snapshot, drops old segments, and survives a reope
   CHECK(log.initial_state().members == membership{{1, 2}});
 }
 
-TEST_CASE("snapshot files are read in checksummed pieces; the previous stays readable",
+TEST_CASE("snapshot files are read in checksummed pieces and the previous stays readable",
           "[storage][file-log][paper-7]") {
   faulty_file_system fs;
   file_log log(fs, dir, membership{{1}}, small_segments());
@@ -212,7 +212,7 @@ TEST_CASE("installing a snapshot keeps the entries after it when the entry there
   CHECK(payload_at(log, 4) == make(4, 2).payload.to_string());
 }
 
-TEST_CASE("a crash tears the unsynced tail; reopening keeps every synced entry",
+TEST_CASE("a crash tears the unsynced tail and reopening keeps every synced entry",
           "[storage][file-log][crash]") {
   for (std::uint64_t seed = 1; seed <= 40; ++seed) {
     INFO("seed " << seed);
