@@ -68,8 +68,11 @@ std::error_code validate(const membership& m, std::string& what) {
              has_duplicates(m.learners)) {
     what = "a node id is listed twice";
   } else {
+    // (An outgoing voter may be a learner already: a voter being demoted, in joint consensus.)
     for (node_id learner : m.learners) {
-      if (m.is_voter(learner)) what = "node " + std::to_string(learner) + " is voter and learner";
+      if (std::find(m.voters.begin(), m.voters.end(), learner) != m.voters.end()) {
+        what = "node " + std::to_string(learner) + " is voter and learner";
+      }
     }
   }
   return what.empty() ? std::error_code{} : make_error_code(errc::invalid_membership);

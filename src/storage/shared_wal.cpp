@@ -23,8 +23,7 @@ constexpr std::uint64_t entry_header = 26;  // kind, group, type, term, index
 
 enum record_kind : std::uint8_t { entry_record = 1, hard_record = 2, base_record = 3 };
 
-/** The start of a record body: its kind and group. */
-std::vector<std::byte> body_of(record_kind kind, std::uint64_t group);
+std::size_t open_wal_record(std::vector<std::byte>& out, record_kind kind, std::uint64_t group);
 
 void put(std::vector<std::byte>& out, std::uint64_t value, int bytes) {
   for (int i = 0; i < bytes; ++i) out.push_back(static_cast<std::byte>(value >> (8 * i)));
@@ -36,12 +35,27 @@ std::uint64_t get(const std::byte* in, int bytes) {
   return value;
 }
 
+/** Starts a record in `out`: room for its length and CRC32C; the body is appended after. */
+std::size_t open_record(std::vector<std::byte>& out) {
+  const std::size_t at = out.size();
+  out.resize(at + frame_bytes);
+  return at;
+}
+
+/** Ends the record opened at `at`: fills in its body's length and CRC32C, in place. */
+void close_record(std::vector<std::byte>& out, std::size_t at) {
+  const auto body = std::span<const std::byte>(out).subspan(at + frame_bytes);
+  const std::uint64_t header = body.size() | (std::uint64_t{crc32c(body)} << 32);
+  for (std::size_t i = 0; i < frame_bytes; ++i) {
+    out[at + i] = static_cast<std::byte>(header >> (8 * i));
+  }
+}
+
 /** Appends [length][crc32c][body] to `out`; returns where the record starts. */
 std::size_t frame(std::vector<std::byte>& out, std::span<const std::byte> body) {
-  const std::size_t at = out.size();
-  put(out, body.size(), 4);
-  put(out, crc32c(body), 4);
+  const std::size_t at = open_record(out);
   out.insert(out.end(), body.begin(), body.end());
+  close_record(out, at);
   return at;
 }
 
@@ -69,11 +83,12 @@ bool parse_name(const std::string& name, const char* prefix, const char* suffix,
   return true;
 }
 
-std::vector<std::byte> body_of(record_kind kind, std::uint64_t group) {
-  std::vector<std::byte> body;
-  put(body, kind, 1);
-  put(body, group, 8);
-  return body;
+/** Opens a WAL record of `kind` for `group` in `out` (see open_record). */
+std::size_t open_wal_record(std::vector<std::byte>& out, record_kind kind, std::uint64_t group) {
+  const std::size_t at = open_record(out);
+  put(out, kind, 1);
+  put(out, group, 8);
+  return at;
 }
 
 [[noreturn]] void raise(errc code, const std::string& what) {
@@ -445,21 +460,34 @@ const wal_log::stored_snapshot* wal_log::find_snapshot(raft::index_t index) cons
   return nullptr;
 }
 
-std::vector<std::byte> wal_log::read_block(const stored_snapshot& s, std::uint64_t block) const {
+std::vector<std::byte> wal_log::read_blocks(const stored_snapshot& s, std::uint64_t first,
+                                            std::uint64_t last) const {
+  // One open and one read for the whole range; each block's checksum is checked.
   const std::uint64_t b = wal_->options_.snapshot_block_bytes;
-  const std::uint64_t length = std::min(b, s.size - block * b);
-  const std::uint64_t at = s.data_offset + block * (frame_bytes + b);
+  const std::uint64_t from = s.data_offset + first * (frame_bytes + b);
+  const std::uint64_t data_end = std::min(s.size, (last + 1) * b);
+  const std::uint64_t to =
+      s.data_offset + last * (frame_bytes + b) + frame_bytes + (data_end - last * b);
   std::error_code ec;
   auto f = wal_->fs_->open(s.path, false, ec);
   if (ec) raise_io(s.path, ec);
-  std::vector<std::byte> buffer(static_cast<std::size_t>(frame_bytes + length));
+  std::vector<std::byte> buffer(static_cast<std::size_t>(to - from));
   std::size_t got = 0;
-  if ((ec = f->read_at(at, buffer, got))) raise_io(s.path, ec);
-  const auto body = record_at(std::span<const std::byte>(buffer.data(), got), 0, b);
-  if (!body || body->size() != length) {
-    raise(errc::corruption, s.path + " offset " + std::to_string(at) + ": damaged snapshot block");
+  if ((ec = f->read_at(from, buffer, got))) raise_io(s.path, ec);
+  std::vector<std::byte> out;
+  out.reserve(static_cast<std::size_t>(data_end - first * b));
+  std::uint64_t at = 0;
+  for (std::uint64_t block = first; block <= last; ++block) {
+    const std::uint64_t length = std::min(b, s.size - block * b);
+    const auto body = record_at(std::span<const std::byte>(buffer.data(), got), at, b);
+    if (!body || body->size() != length) {
+      raise(errc::corruption,
+            s.path + " offset " + std::to_string(from + at) + ": damaged snapshot block");
+    }
+    out.insert(out.end(), body->begin(), body->end());
+    at += frame_bytes + length;
   }
-  return {body->begin(), body->end()};
+  return out;
 }
 
 raft::snapshot_piece wal_log::read_snapshot(raft::index_t index, std::uint64_t offset,
@@ -472,18 +500,12 @@ raft::snapshot_piece wal_log::read_snapshot(raft::index_t index, std::uint64_t o
   }
   QUORUM_ASSERT(offset <= s->size, "snapshot read beyond its end");
   const std::uint64_t want = std::min(s->size - offset, std::max<std::uint64_t>(max_bytes, 1));
-  std::vector<std::byte> out;
-  out.reserve(static_cast<std::size_t>(want));
+  if (want == 0) return {{}, true};
   const std::uint64_t b = wal_->options_.snapshot_block_bytes;
-  while (out.size() < want) {
-    const std::uint64_t at = offset + out.size();
-    const auto block = read_block(*s, at / b);
-    const auto from = static_cast<std::size_t>(at % b);
-    const auto n = std::min<std::size_t>(block.size() - from, want - out.size());
-    out.insert(out.end(), block.begin() + static_cast<std::ptrdiff_t>(from),
-               block.begin() + static_cast<std::ptrdiff_t>(from + n));
-  }
-  return {raft::shared_bytes(out), offset + want == s->size};
+  const auto blocks = read_blocks(*s, offset / b, (offset + want - 1) / b);
+  const auto skip = static_cast<std::size_t>(offset % b);
+  return {raft::shared_bytes(std::span<const std::byte>(blocks).subspan(skip, want)),
+          offset + want == s->size};
 }
 
 raft::shared_bytes wal_log::snapshot_data() const {
@@ -514,6 +536,21 @@ void wal_log::drop_slots_through(raft::index_t index) {
   }
 }
 
+bool wal_log::holds(raft::index_t index, raft::term_t t) const {
+  return index > base_ && index <= last_index() && slots_[index - base_ - 1].term == t;
+}
+
+void wal_log::move_start(raft::index_t index, raft::term_t t) {
+  if (index < base_) return;  // an older start: nothing to do
+  if (holds(index, t)) {
+    drop_slots_through(index);
+  } else if (index > base_) {
+    drop_slots_from(base_ + 1);
+    base_ = index;
+  }
+  base_term_ = t;
+}
+
 std::error_code wal_log::append(std::span<const raft::entry> batch) {
   if (failed()) return errc::io_error;
   if (batch.empty()) return {};
@@ -526,12 +563,14 @@ std::error_code wal_log::append(std::span<const raft::entry> batch) {
     if (e.payload.size() + entry_header > wal_->options_.max_record_bytes) {
       return make_error_code(std::errc::message_size);
     }
-    std::vector<std::byte> body = body_of(entry_record, group_);
-    put(body, static_cast<std::uint8_t>(e.type), 1);
-    put(body, e.term, 8);
-    put(body, e.index, 8);
-    body.insert(body.end(), e.payload.bytes().begin(), e.payload.bytes().end());
-    starts.push_back(frame(records, body));
+    // Framed in place: the payload is copied once into the batch, not via a body buffer.
+    const std::size_t at = open_wal_record(records, entry_record, group_);
+    put(records, static_cast<std::uint8_t>(e.type), 1);
+    put(records, e.term, 8);
+    put(records, e.index, 8);
+    records.insert(records.end(), e.payload.bytes().begin(), e.payload.bytes().end());
+    close_record(records, at);
+    starts.push_back(at);
   }
   std::uint64_t seq = 0;
   std::uint64_t offset = 0;
@@ -547,12 +586,12 @@ std::error_code wal_log::append(std::span<const raft::entry> batch) {
 }
 
 std::error_code wal_log::write_hard() {
-  std::vector<std::byte> body = body_of(hard_record, group_);
-  put(body, hard_.term, 8);
-  put(body, hard_.vote, 8);
-  put(body, hard_.commit, 8);
   std::vector<std::byte> records;
-  frame(records, body);
+  const std::size_t at = open_wal_record(records, hard_record, group_);
+  put(records, hard_.term, 8);
+  put(records, hard_.vote, 8);
+  put(records, hard_.commit, 8);
+  close_record(records, at);
   std::uint64_t offset = 0;
   return wal_->write(records, hard_segment_, offset);
 }
@@ -564,11 +603,11 @@ std::error_code wal_log::set_hard_state(const raft::hard_state& hs) {
 }
 
 std::error_code wal_log::write_base(raft::index_t index, raft::term_t term) {
-  std::vector<std::byte> body = body_of(base_record, group_);
-  put(body, index, 8);
-  put(body, term, 8);
   std::vector<std::byte> records;
-  frame(records, body);
+  const std::size_t at = open_wal_record(records, base_record, group_);
+  put(records, index, 8);
+  put(records, term, 8);
+  close_record(records, at);
   std::uint64_t offset = 0;
   return wal_->write(records, base_segment_, offset);
 }
@@ -695,15 +734,7 @@ std::error_code wal_log::install_snapshot(const raft::snapshot_meta& meta) {
   incoming_.reset();
   std::erase(wal_->incoming_unsynced_, this);
   wal_->dirs_unsynced_.push_back(dir_);
-  const bool keep = meta.index > base_ && meta.index <= last_index() &&
-                    slots_[meta.index - base_ - 1].term == meta.term;
-  if (keep) {
-    drop_slots_through(meta.index);
-  } else {
-    drop_slots_from(base_ + 1);
-    base_ = meta.index;
-  }
-  base_term_ = meta.term;
+  move_start(meta.index, meta.term);
   return write_base(meta.index, meta.term);
 }
 
@@ -739,14 +770,7 @@ void wal_log::replay(std::uint8_t kind, std::span<const std::byte> body, std::ui
   } else if (kind == base_record && body.size() == 25) {
     const raft::index_t index = get(body.data() + 9, 8);
     const raft::term_t t = get(body.data() + 17, 8);
-    const bool keep = index > base_ && index <= last_index() && slots_[index - base_ - 1].term == t;
-    if (keep) {
-      drop_slots_through(index);
-    } else if (index > base_) {
-      drop_slots_from(base_ + 1);
-      base_ = index;
-    }
-    if (index == base_) base_term_ = t;
+    move_start(index, t);
     known_base_ = index;
     known_base_term_ = t;
     base_segment_ = seq;
@@ -778,12 +802,8 @@ void wal_log::open(raft::membership bootstrap) {
   if (snapshot_ && snapshot_->meta.index > base_) {
     // A snapshot installed (renamed into place) before the log recorded its new start.
     const raft::snapshot_meta& meta = snapshot_->meta;
-    const bool holds =
-        meta.index <= last_index() && slots_[meta.index - base_ - 1].term == meta.term;
-    if (!holds) {
-      drop_slots_from(base_ + 1);
-      base_ = meta.index;
-      base_term_ = meta.term;
+    if (!holds(meta.index, meta.term)) {
+      move_start(meta.index, meta.term);
       if ((ec = write_base(meta.index, meta.term))) raise_io(dir_, ec);
     }
   }

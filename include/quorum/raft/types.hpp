@@ -192,7 +192,11 @@ struct membership {
 shared_bytes encode_membership(const membership& m);
 /** Decodes a configuration entry's payload; nothing if the bytes are malformed. */
 std::optional<membership> decode_membership(std::span<const std::byte> bytes);
-/** Checks a membership a user proposes; sets `what` and returns errc::invalid_membership. */
+/**
+ * Checks a membership: at least one voter, no zero or repeated id, no node both a voter and a
+ * learner (an outgoing voter may be a learner: it is being demoted). Sets `what` and returns
+ * errc::invalid_membership if not.
+ */
 std::error_code validate(const membership& m, std::string& what);
 
 /**

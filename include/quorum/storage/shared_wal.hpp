@@ -130,6 +130,11 @@ class wal_log {
   std::string path_of(const std::string& name) const { return dir_ + "/" + name; }
   std::error_code write_base(raft::index_t index, raft::term_t term);
   std::error_code write_hard();
+  /** True if the log holds the entry `index` with term `t` (above its start). */
+  bool holds(raft::index_t index, raft::term_t t) const;
+  /** Paper 7: the log now starts after (index, t); the entries after it stay only if the log
+   *  holds (index, t). An older start changes nothing. */
+  void move_start(raft::index_t index, raft::term_t t);
   void drop_slots_from(raft::index_t index);
   void drop_slots_through(raft::index_t index);
   void replay(std::uint8_t kind, std::span<const std::byte> body, std::uint64_t seq,
@@ -141,7 +146,9 @@ class wal_log {
   std::error_code write_snapshot_file(const raft::snapshot_meta& meta,
                                       std::span<const std::byte> data);
   const stored_snapshot* find_snapshot(raft::index_t index) const;
-  std::vector<std::byte> read_block(const stored_snapshot& s, std::uint64_t block) const;
+  /** The data of blocks [first, last] of `s`, checked; throws storage_error on damage. */
+  std::vector<std::byte> read_blocks(const stored_snapshot& s, std::uint64_t first,
+                                     std::uint64_t last) const;
 
   shared_wal* wal_;
   std::uint64_t group_;

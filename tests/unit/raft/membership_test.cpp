@@ -218,6 +218,14 @@ TEST_CASE("membership survives a restart", "[raft][dissertation-4.1][restart]") 
   CHECK_FALSE(c[4].members().joint());
 }
 
+TEST_CASE("a voter being demoted may be an outgoing voter and a learner at once",
+          "[raft][dissertation-4.3]") {
+  std::string what;
+  CHECK_FALSE(raft::validate(membership{{3, 4, 5}, {1, 2, 3}, {1, 2}}, what));
+  CHECK(raft::validate(membership{{1, 2}, {}, {2}}, what) == errc::invalid_membership);
+  CHECK(what == "node 2 is voter and learner");
+}
+
 TEST_CASE("membership payloads round-trip and malformed ones are refused", "[raft][codec]") {
   const membership m{{1, 2, 3}, {1, 2}, {9}};
   auto decoded = raft::decode_membership(raft::encode_membership(m).bytes());

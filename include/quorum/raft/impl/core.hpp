@@ -254,8 +254,8 @@ inline std::error_code check_message(const message& m, node_id self) {
     return errc::malformed_message;
   }
   if (m.type == message_type::snapshot) {
-    // (A joint configuration may list a demoted voter among the learners: no validate().)
-    if (m.index == 0 || m.log_term == 0 || m.log_term > m.term || m.members.voters.empty()) {
+    std::string what;
+    if (m.index == 0 || m.log_term == 0 || m.log_term > m.term || validate(m.members, what)) {
       return errc::malformed_message;
     }
   }
