@@ -140,7 +140,7 @@ std::error_code handshake::receive(std::span<const std::byte> message,
     std::memcpy(nonce_a_.data(), message.data() + 17, nonce_bytes);
     const auto expected = mac("quorum acceptor");
     if (CRYPTO_memcmp(expected.data(), message.data() + 17 + nonce_bytes, mac_bytes) != 0) {
-      return fail("the peer does not know the cluster secret");
+      return fail("the peer's proof does not match our cluster secret (the secrets differ)");
     }
     put(reply, proof, 1);
     const auto m = mac("quorum initiator");
@@ -154,7 +154,7 @@ std::error_code handshake::receive(std::span<const std::byte> message,
     if (kind != proof || message.size() != proof_bytes) return fail("expected a proof");
     const auto expected = mac("quorum initiator");
     if (CRYPTO_memcmp(expected.data(), message.data() + 1, mac_bytes) != 0) {
-      return fail("the peer does not know the cluster secret");
+      return fail("the peer's proof does not match our cluster secret (the secrets differ)");
     }
     peer_ = initiator_;
     state_ = state::done;

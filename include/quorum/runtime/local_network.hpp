@@ -1,9 +1,11 @@
-// An in-process transport: replicas of one process (or one test) exchange Raft messages
+// An in-process transport: replicas (or nodes) of one process or test exchange Raft messages
 // through it, each delivered on the receiver's own executor. Links can be cut to simulate
-// partitions. Thread-safe: send() may be called from any replica's strand.
+// partitions. It carries plain messages between replicas and group-tagged messages between
+// nodes (runtime::node). Thread-safe: send() may be called from any strand.
 #pragma once
 
 #include <quorum/raft/message.hpp>
+#include <quorum/transport/codec.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/post.hpp>
@@ -19,9 +21,15 @@ namespace quorum::runtime {
 class local_network {
  public:
   using receiver = std::function<void(raft::message)>;
+  using group_receiver = std::function<void(transport::group_message)>;
 
-  /** Registers node `id`: messages to it are posted to `ex` and handed to `receive`. */
+  /** Registers replica `id`: messages to it are posted to `ex` and handed to `receive`. */
   void attach(raft::node_id id, boost::asio::any_io_executor ex, receiver receive) {
+    attach_node(id, std::move(ex),
+                [r = std::move(receive)](transport::group_message m) { r(std::move(m.message)); });
+  }
+  /** Registers node `id` (many groups): messages to it are handed to `receive` on `ex`. */
+  void attach_node(raft::node_id id, boost::asio::any_io_executor ex, group_receiver receive) {
     std::lock_guard lock(mutex_);
     nodes_[id] = {std::move(ex), std::move(receive)};
   }
@@ -44,10 +52,12 @@ class local_network {
 
   /** Delivers `m` to its recipient, if attached and reachable; otherwise drops it (as a network
    *  may). */
-  void send(raft::message m) {
+  void send(raft::message m) { send(transport::group_message{0, std::move(m)}); }
+  /** The same for a group-tagged message (a node's transport). */
+  void send(transport::group_message m) {
     std::lock_guard lock(mutex_);
-    auto it = nodes_.find(m.to);
-    if (it == nodes_.end() || cut_.contains({m.from, m.to})) return;
+    auto it = nodes_.find(m.message.to);
+    if (it == nodes_.end() || cut_.contains({m.message.from, m.message.to})) return;
     boost::asio::post(it->second.executor, [receive = it->second.receive,
                                             m = std::move(m)]() mutable { receive(std::move(m)); });
   }
@@ -55,7 +65,7 @@ class local_network {
  private:
   struct node {
     boost::asio::any_io_executor executor;
-    receiver receive;
+    group_receiver receive;
   };
   std::mutex mutex_;
   std::map<raft::node_id, node> nodes_;

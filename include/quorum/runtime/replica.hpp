@@ -1,8 +1,10 @@
 // A replica: one Raft core driven on an Asio strand. A timer turns steady-clock time into
 // ticks, the transport hands in messages, and the ready loop persists through the storage
 // (sync before anything that vouches for it leaves), sends, applies committed entries to the
-// user's state machine and completes proposals. The host owns the io_context and its threads;
-// every member runs on the replica's strand, so any thread may call the public functions.
+// user's state machine, completes proposals and serves linearizable reads. With a storage that
+// syncs asynchronously (group commit), the leader keeps replicating while its own write is in
+// flight. The host owns the io_context and its threads; every member runs on the replica's
+// strand, so any thread may call the public functions.
 #pragma once
 
 #include <quorum/error.hpp>
@@ -23,6 +25,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <type_traits>
@@ -46,6 +49,23 @@ concept durable_log = raft::log_storage<S> &&
   { s.sync() } -> std::same_as<std::error_code>;
 };
 
+/** Storage whose sync completes asynchronously (e.g. a group of a shared WAL synced by a
+ *  group-commit thread): `done` is called once everything written before is durable, on any
+ *  thread. */
+template <class S>
+concept async_durable_log = durable_log<S> &&
+    requires(S& s, std::function<void(std::error_code)> done) {
+  s.async_sync(std::move(done));
+};
+
+/** A state machine the replica can snapshot: `snapshot()` returns its whole state, which
+ *  `restore()` takes back. */
+template <class T>
+concept snapshottable_machine = requires(T& sm, const raft::shared_bytes& data) {
+  { sm.snapshot() } -> std::convertible_to<raft::shared_bytes>;
+  sm.restore(data);
+};
+
 /** What async_propose completes with besides the error. */
 struct propose_result {
   /** The state machine's answer (on success). */
@@ -61,6 +81,12 @@ struct replica_settings {
   /** Wall time per Raft tick (steady clock): election timeouts are options.election_ticks of
    *  these. */
   std::chrono::milliseconds tick{10};
+  /** Take a snapshot once this many entries were applied since the last one (0: never).
+   *  Needs a snapshottable_machine and a storage with create_snapshot and compact. */
+  raft::index_t snapshot_every = 0;
+  /** Entries kept in the log behind a snapshot, so slightly lagging followers catch up from
+   *  the log rather than the snapshot. */
+  raft::index_t snapshot_trailing = 0;
 };
 
 template <state_machine StateMachine, durable_log Storage>
@@ -69,6 +95,8 @@ class replica {
   using executor_type = boost::asio::strand<boost::asio::any_io_executor>;
   using send_function = std::function<void(raft::message)>;
   using leadership_observer = std::function<void(raft::node_id leader, raft::term_t term)>;
+  /** A read of the state machine, run on the strand once the read is confirmed. */
+  using query_function = std::function<std::string(const StateMachine&)>;
 
   /**
    * A replica over `storage` and `machine` (both must outlive it), sending through `send`.
@@ -89,9 +117,14 @@ class replica {
 
   executor_type get_executor() const noexcept { return strand_; }
 
-  /** Starts the tick timer. */
+  /** Restores the state machine from the storage's snapshot (if any) and starts the tick
+   *  timer; the log after the snapshot is applied again as it commits. */
   void start() {
-    boost::asio::dispatch(strand_, [this] { schedule_tick(); });
+    boost::asio::dispatch(strand_, [this] {
+      const raft::snapshot_meta snap = storage_->snapshot();
+      if (snap.index != 0) restore(snap);
+      schedule_tick();
+    });
   }
 
   /**
@@ -109,6 +142,42 @@ class replica {
       (void)core_.step(m);  // malformed or misaddressed messages change nothing
       pump();
     });
+  }
+
+  /**
+   * A linearizable read (ReadIndex, dissertation 6.4): once a quorum confirmed this node's
+   * leadership and the state machine applied every write committed before the call, runs
+   * `query` on the strand and completes with (error, its result). On a follower the read is
+   * forwarded to the leader. Fails with errc::read_not_confirmed (no leader, or leadership
+   * lost) or errc::shutting_down.
+   */
+  template <class CompletionToken>
+  auto async_read(query_function query, CompletionToken&& token) {
+    return boost::asio::async_initiate<CompletionToken, void(std::error_code, std::string)>(
+        [this](auto handler, query_function q) {
+          auto w = make_read_waiter(std::move(handler));
+          boost::asio::dispatch(strand_, [this, w = std::move(w), q = std::move(q)]() mutable {
+            begin_read(std::move(q), std::move(w));
+          });
+        },
+        token, std::move(query));
+  }
+
+  /** Hands leadership to `target` (dissertation 3.10); completes at once with the core's
+   *  answer (errc::not_leader, errc::invalid_transfer_target or success: started). */
+  template <class CompletionToken>
+  auto async_transfer_leadership(raft::node_id target, CompletionToken&& token) {
+    return boost::asio::async_initiate<CompletionToken, void(std::error_code)>(
+        [this, target](auto handler) {
+          boost::asio::dispatch(strand_, [this, target, h = std::move(handler)]() mutable {
+            const std::error_code ec =
+                stopped_ ? make_error_code(errc::shutting_down) : core_.transfer_leadership(target);
+            pump();
+            auto ex = boost::asio::get_associated_executor(h, strand_);
+            boost::asio::post(ex, [h = std::move(h), ec]() mutable { std::move(h)(ec); });
+          });
+        },
+        token);
   }
 
   /**
@@ -166,6 +235,33 @@ class replica {
     return std::make_unique<waiter_for<Handler>>(std::move(handler), strand_);
   }
 
+  struct read_waiter {
+    virtual ~read_waiter() = default;
+    virtual void complete(std::error_code ec, std::string result) = 0;
+  };
+  template <class Handler>
+  struct read_waiter_for final : read_waiter {
+    read_waiter_for(Handler h, executor_type fallback)
+        : handler(std::move(h)), fallback_executor(std::move(fallback)) {}
+    void complete(std::error_code ec, std::string result) override {
+      auto ex = boost::asio::get_associated_executor(handler, fallback_executor);
+      boost::asio::post(ex, [h = std::move(handler), ec, r = std::move(result)]() mutable {
+        std::move(h)(ec, std::move(r));
+      });
+    }
+    Handler handler;
+    executor_type fallback_executor;
+  };
+  template <class Handler>
+  std::unique_ptr<read_waiter> make_read_waiter(Handler handler) {
+    return std::make_unique<read_waiter_for<Handler>>(std::move(handler), strand_);
+  }
+  struct pending_read {
+    query_function query;
+    std::unique_ptr<read_waiter> waiting;
+    raft::index_t index = 0;  // to wait for, once confirmed
+  };
+
   struct pending {
     raft::term_t term;
     std::unique_ptr<waiter> waiting;
@@ -196,36 +292,136 @@ class replica {
     pump();
   }
 
+  void begin_read(query_function query, std::unique_ptr<read_waiter> w) {
+    if (stopped_) {
+      w->complete(errc::shutting_down, {});
+      return;
+    }
+    const std::uint64_t context = ++read_context_;
+    if (const std::error_code ec = core_.read_index(context)) {
+      w->complete(ec, {});
+      return;
+    }
+    reads_[context] = pending_read{std::move(query), std::move(w)};
+    pump();
+  }
+
+  /** Sends what may leave and, unless a batch is being persisted, handles the next batch. */
   void pump() {
-    while (!stopped_ && core_.has_ready()) {
+    if (persisting_) {
+      // Dissertation 10.2.1: the leader replicates while its own write is in flight.
+      for (raft::message& m : core_.take_messages()) send_(std::move(m));
+      return;
+    }
+    while (!stopped_ && !persisting_ && core_.has_ready()) {
       raft::ready rd = core_.get_ready();
       for (raft::message& m : rd.messages) send_(std::move(m));
-      std::error_code ec;
-      for (const raft::snapshot_chunk& c : rd.snapshot_chunks) {
-        if constexpr (requires { storage_->write_snapshot_chunk(c); }) {
-          (void)storage_->write_snapshot_chunk(c);
+      std::error_code ec = write(rd);
+      if constexpr (async_durable_log<Storage>) {
+        if (!ec) {
+          persisting_ = true;
+          in_flight_ = std::move(rd);
+          storage_->async_sync([this](std::error_code e) {
+            boost::asio::post(strand_, [this, e] { persisted(e); });
+          });
+          return;
         }
+      } else {
+        if (!ec) ec = storage_->sync();
       }
-      if (rd.snapshot) {
-        if constexpr (requires { storage_->install_snapshot(*rd.snapshot); }) {
-          (void)storage_->install_snapshot(*rd.snapshot);
-        }
-      }
-      if (!rd.entries.empty()) ec = checked([&] { return storage_->append(rd.entries); });
-      if (!ec && rd.hard_state) {
-        ec = checked([&] { return storage_->set_hard_state(*rd.hard_state); });
-      }
-      if (!ec) ec = storage_->sync();
       if (ec) {
         // Principle 2: a node whose disk failed stops; nothing unsynced is vouched for.
         halt(errc::io_error);
         return;
       }
-      for (raft::message& m : rd.persisted_messages) send_(std::move(m));
-      if (rd.snapshot) restore(*rd.snapshot);
-      for (const raft::entry& e : rd.committed_entries) apply(e);
-      if (rd.soft_state) notice_leader(rd.soft_state->leader);
-      core_.advance(rd);
+      finish(rd);
+    }
+  }
+
+  /** Writes a batch to the storage (not yet durable). */
+  std::error_code write(const raft::ready& rd) {
+    std::error_code ec;
+    for (const raft::snapshot_chunk& c : rd.snapshot_chunks) {
+      if constexpr (requires { storage_->write_snapshot_chunk(c); }) {
+        if (!ec) ec = checked([&] { return storage_->write_snapshot_chunk(c); });
+      }
+    }
+    if (rd.snapshot && !ec) {
+      if constexpr (requires { storage_->install_snapshot(*rd.snapshot); }) {
+        ec = checked([&] { return storage_->install_snapshot(*rd.snapshot); });
+      }
+    }
+    if (!ec && !rd.entries.empty()) ec = checked([&] { return storage_->append(rd.entries); });
+    if (!ec && rd.hard_state)
+      ec = checked([&] { return storage_->set_hard_state(*rd.hard_state); });
+    return ec;
+  }
+
+  /** The asynchronous sync of the batch in flight completed. */
+  void persisted(std::error_code ec) {
+    persisting_ = false;
+    raft::ready rd = std::move(*in_flight_);
+    in_flight_.reset();
+    if (stopped_) return;
+    if (ec) {
+      halt(errc::io_error);
+      return;
+    }
+    finish(rd);
+    pump();
+  }
+
+  /** The batch is durable: sends what vouches for it, applies, serves reads, advances. */
+  void finish(raft::ready& rd) {
+    for (raft::message& m : rd.persisted_messages) send_(std::move(m));
+    if (rd.snapshot) restore(*rd.snapshot);
+    for (const raft::entry& e : rd.committed_entries) apply(e);
+    if (rd.soft_state) notice_leader(rd.soft_state->leader);
+    for (const raft::read_state& rs : rd.read_states) confirm_read(rs);
+    serve_reads();
+    core_.advance(rd);
+    if (!stopped_) maybe_snapshot();
+  }
+
+  void confirm_read(const raft::read_state& rs) {
+    auto it = reads_.find(rs.context);
+    if (it == reads_.end()) return;
+    if (rs.error) {
+      it->second.waiting->complete(rs.error, {});
+      reads_.erase(it);
+      return;
+    }
+    it->second.index = rs.index;
+  }
+
+  void serve_reads() {
+    for (auto it = reads_.begin(); it != reads_.end();) {
+      if (it->second.index == 0 || it->second.index > applied_.load()) {
+        ++it;
+        continue;
+      }
+      it->second.waiting->complete({}, it->second.query(*machine_));
+      it = reads_.erase(it);
+    }
+  }
+
+  void maybe_snapshot() {
+    if constexpr (snapshottable_machine<StateMachine> &&
+                  requires(Storage & st, const raft::snapshot_meta& m, raft::shared_bytes d) {
+                    st.create_snapshot(m, d);
+                    st.compact(m.index);
+                  }) {
+      if (settings_.snapshot_every == 0) return;
+      const raft::snapshot_meta meta = core_.applied_meta();
+      if (meta.index == 0 || meta.index < storage_->snapshot().index + settings_.snapshot_every) {
+        return;
+      }
+      std::error_code ec =
+          checked([&] { return storage_->create_snapshot(meta, machine_->snapshot()); });
+      if (!ec && meta.index > settings_.snapshot_trailing) {
+        ec = checked([&] { return storage_->compact(meta.index - settings_.snapshot_trailing); });
+      }
+      if (ec) halt(errc::io_error);
     }
   }
 
@@ -275,6 +471,8 @@ class replica {
     timer_.cancel();
     for (auto& [index, p] : pending_) p.waiting->complete(why, {});
     pending_.clear();
+    for (auto& [context, r] : reads_) r.waiting->complete(why, {});
+    reads_.clear();
   }
 
   executor_type strand_;
@@ -285,6 +483,10 @@ class replica {
   replica_settings settings_;
   boost::asio::steady_timer timer_;
   std::map<raft::index_t, pending> pending_;
+  std::map<std::uint64_t, pending_read> reads_;
+  std::uint64_t read_context_ = 0;
+  bool persisting_ = false;
+  std::optional<raft::ready> in_flight_;
   leadership_observer observer_;
   std::atomic<raft::node_id> leader_{raft::no_node};
   std::atomic<raft::index_t> applied_{0};
