@@ -214,8 +214,10 @@ TEST_CASE("proposals complete through futures and coroutines and stop fails what
   asio::co_spawn(
       ioc,
       [&]() -> asio::awaitable<void> {
-        auto [e, res] =
-            co_await r->async_propose(raft::shared_bytes("by coroutine"), asio::use_awaitable);
+        // The command is not a temporary of the co_await expression: GCC 12 may destroy such
+        // temporaries twice.
+        raft::shared_bytes command("by coroutine");
+        auto [e, res] = co_await r->async_propose(std::move(command), asio::use_awaitable);
         CHECK_FALSE(e);
         CHECK(res.result == "applied by coroutine");
         coroutine_done = true;

@@ -317,6 +317,13 @@ class replica {
       raft::ready rd = core_.get_ready();
       for (raft::message& m : rd.messages) send_(std::move(m));
       std::error_code ec = write(rd);
+      if (!ec && !needs_sync(rd)) {
+        // Nothing in the batch must be durable before what follows: committed entries are
+        // already durable here, and a commit index alone may reach the disk with a later sync.
+        finish(rd);
+        continue;
+      }
+      if (rd.hard_state) durable_vote_ = {rd.hard_state->term, rd.hard_state->vote};
       if constexpr (async_durable_log<Storage>) {
         if (!ec) {
           persisting_ = true;
@@ -336,6 +343,13 @@ class replica {
       }
       finish(rd);
     }
+  }
+
+  /** True if the batch wrote what must be durable before its persisted messages leave and its
+   *  entries count: entries, snapshot pieces, or a new term or vote. */
+  bool needs_sync(const raft::ready& rd) const {
+    return !rd.entries.empty() || !rd.snapshot_chunks.empty() || rd.snapshot ||
+           (rd.hard_state && std::pair(rd.hard_state->term, rd.hard_state->vote) != durable_vote_);
   }
 
   /** Writes a batch to the storage (not yet durable). */
@@ -486,6 +500,8 @@ class replica {
   std::map<std::uint64_t, pending_read> reads_;
   std::uint64_t read_context_ = 0;
   bool persisting_ = false;
+  // The term and vote last made durable (or being made durable by the batch in flight).
+  std::pair<raft::term_t, raft::node_id> durable_vote_{0, raft::no_node};
   std::optional<raft::ready> in_flight_;
   leadership_observer observer_;
   std::atomic<raft::node_id> leader_{raft::no_node};
