@@ -155,7 +155,7 @@ class replica {
   auto async_read(query_function query, CompletionToken&& token) {
     return boost::asio::async_initiate<CompletionToken, void(std::error_code, std::string)>(
         [this](auto handler, query_function q) {
-          auto w = make_read_waiter(std::move(handler));
+          auto w = make_waiter<std::string>(std::move(handler));
           boost::asio::dispatch(strand_, [this, w = std::move(w), q = std::move(q)]() mutable {
             begin_read(std::move(q), std::move(w));
           });
@@ -190,7 +190,7 @@ class replica {
   auto async_propose(raft::shared_bytes command, CompletionToken&& token) {
     return boost::asio::async_initiate<CompletionToken, void(std::error_code, propose_result)>(
         [this](auto handler, raft::shared_bytes cmd) {
-          auto w = make_waiter(std::move(handler));
+          auto w = make_waiter<propose_result>(std::move(handler));
           boost::asio::dispatch(strand_, [this, w = std::move(w), cmd = std::move(cmd)]() mutable {
             begin_propose(std::move(cmd), std::move(w));
           });
@@ -211,15 +211,17 @@ class replica {
   raft::index_t applied() const noexcept { return applied_.load(); }
 
  private:
+  /** A handler waiting for (error, Result), whatever its type. */
+  template <class Result>
   struct waiter {
     virtual ~waiter() = default;
-    virtual void complete(std::error_code ec, propose_result result) = 0;
+    virtual void complete(std::error_code ec, Result result) = 0;
   };
-  template <class Handler>
-  struct waiter_for final : waiter {
+  template <class Result, class Handler>
+  struct waiter_for final : waiter<Result> {
     waiter_for(Handler h, executor_type fallback)
         : handler(std::move(h)), fallback_executor(std::move(fallback)) {}
-    void complete(std::error_code ec, propose_result result) override {
+    void complete(std::error_code ec, Result result) override {
       // The handler runs on its own executor (or the replica's), never inside the strand's
       // current call.
       auto ex = boost::asio::get_associated_executor(handler, fallback_executor);
@@ -230,41 +232,19 @@ class replica {
     Handler handler;
     executor_type fallback_executor;
   };
-  template <class Handler>
-  std::unique_ptr<waiter> make_waiter(Handler handler) {
-    return std::make_unique<waiter_for<Handler>>(std::move(handler), strand_);
-  }
-
-  struct read_waiter {
-    virtual ~read_waiter() = default;
-    virtual void complete(std::error_code ec, std::string result) = 0;
-  };
-  template <class Handler>
-  struct read_waiter_for final : read_waiter {
-    read_waiter_for(Handler h, executor_type fallback)
-        : handler(std::move(h)), fallback_executor(std::move(fallback)) {}
-    void complete(std::error_code ec, std::string result) override {
-      auto ex = boost::asio::get_associated_executor(handler, fallback_executor);
-      boost::asio::post(ex, [h = std::move(handler), ec, r = std::move(result)]() mutable {
-        std::move(h)(ec, std::move(r));
-      });
-    }
-    Handler handler;
-    executor_type fallback_executor;
-  };
-  template <class Handler>
-  std::unique_ptr<read_waiter> make_read_waiter(Handler handler) {
-    return std::make_unique<read_waiter_for<Handler>>(std::move(handler), strand_);
+  template <class Result, class Handler>
+  std::unique_ptr<waiter<Result>> make_waiter(Handler handler) {
+    return std::make_unique<waiter_for<Result, Handler>>(std::move(handler), strand_);
   }
   struct pending_read {
     query_function query;
-    std::unique_ptr<read_waiter> waiting;
+    std::unique_ptr<waiter<std::string>> waiting;
     raft::index_t index = 0;  // to wait for, once confirmed
   };
 
   struct pending {
     raft::term_t term;
-    std::unique_ptr<waiter> waiting;
+    std::unique_ptr<waiter<propose_result>> waiting;
   };
 
   void schedule_tick() {
@@ -278,7 +258,7 @@ class replica {
     }));
   }
 
-  void begin_propose(raft::shared_bytes command, std::unique_ptr<waiter> w) {
+  void begin_propose(raft::shared_bytes command, std::unique_ptr<waiter<propose_result>> w) {
     if (stopped_) {
       w->complete(errc::shutting_down, {});
       return;
@@ -292,7 +272,7 @@ class replica {
     pump();
   }
 
-  void begin_read(query_function query, std::unique_ptr<read_waiter> w) {
+  void begin_read(query_function query, std::unique_ptr<waiter<std::string>> w) {
     if (stopped_) {
       w->complete(errc::shutting_down, {});
       return;
