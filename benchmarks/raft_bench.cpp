@@ -6,7 +6,7 @@
 // ops/s, MB/s, latency percentiles and the CPU the process used (cores busy), next to the disk's
 // raw fdatasync latency and the loopback round trip measured in the same run; writes JSON.
 //
-//   raft_bench [--dir DIR] [--seconds S] [--runs N] [--json FILE] [--quick]
+//   raft_bench [--dir DIR] [--seconds S] [--runs N] [--json FILE] [--quick] [--idle-only]
 //
 // Cases: one group with 3 and 5 replicas x {in-process, TCP} x payload {32 B, 1 KiB, 16 KiB}
 // x window {1, 1024}; then 100 and 1,000 groups on 3 nodes over TCP (aggregate throughput,
@@ -126,7 +126,9 @@ class bench_cluster {
  public:
   using node_type = runtime::node<counting_machine, Transport>;
 
-  bench_cluster(const std::string& dir, int n, int groups, std::chrono::milliseconds tick) : n_(n) {
+  bench_cluster(const std::string& dir, int n, int groups, std::chrono::milliseconds tick,
+                bool quiesce = false)
+      : n_(n) {
     std::filesystem::remove_all(dir);
     for (int i = 0; i < n; ++i) {
       contexts_.push_back(std::make_unique<asio::io_context>());
@@ -143,6 +145,7 @@ class bench_cluster {
       s.self = static_cast<raft::node_id>(i);
       s.raft.seed = static_cast<std::uint64_t>(i);
       s.replica.tick = tick;
+      s.raft.quiesce = quiesce;
       nodes_.push_back(
           std::make_unique<node_type>(std::vector<asio::any_io_executor>{ex}, *wals_.back(), t, s));
     }
@@ -223,6 +226,7 @@ runtime::tcp_transport& bench_cluster<runtime::tcp_transport>::transport(int i,
   const std::size_t at = tcp_.size();
   tcp_.push_back(std::make_unique<runtime::tcp_transport>(
       ex, s, [this, at](transport::group_message m) { nodes_[at]->deliver(std::move(m)); }));
+  tcp_.back()->on_peer_lost([this, at](raft::node_id peer) { nodes_[at]->peer_lost(peer); });
   tcp_.back()->start();
   return *tcp_.back();
 }
@@ -339,9 +343,9 @@ result run_case(const std::string& dir, int replicas, int groups, std::size_t pa
 }
 
 /** Cores busy while `groups` groups on 3 nodes over TCP sit idle (after one write each). */
-double idle_cores(const std::string& dir, int groups, std::chrono::milliseconds tick,
+double idle_cores(const std::string& dir, int groups, std::chrono::milliseconds tick, bool quiesce,
                   double seconds) {
-  bench_cluster<runtime::tcp_transport> cluster(dir, 3, groups, tick);
+  bench_cluster<runtime::tcp_transport> cluster(dir, 3, groups, tick, quiesce);
   drive(cluster, groups, 32, 1, 0.0);
   std::this_thread::sleep_for(std::chrono::seconds(1));
   const double cpu0 = cpu_seconds();
@@ -360,6 +364,7 @@ int main(int argc, char** argv) {
   double seconds = 3;
   int runs = 3;
   bool quick = false;
+  bool idle_only = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--dir" && i + 1 < argc)
@@ -372,10 +377,12 @@ int main(int argc, char** argv) {
       json_path = argv[++i];
     else if (a == "--quick")
       quick = true;
+    else if (a == "--idle-only")
+      idle_only = true;
     else {
-      fmt::print(
-          stderr,
-          "usage: raft_bench [--dir DIR] [--seconds S] [--runs N] [--json FILE] [--quick]\n");
+      fmt::print(stderr,
+                 "usage: raft_bench [--dir DIR] [--seconds S] [--runs N] [--json FILE] [--quick] "
+                 "[--idle-only]\n");
       return 2;
     }
   }
@@ -422,7 +429,7 @@ int main(int argc, char** argv) {
       "p99.9 us | cores |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
   const std::vector<std::size_t> payloads =
       quick ? std::vector<std::size_t>{1024} : std::vector<std::size_t>{32, 1024, 16384};
-  for (int replicas : {3, 5}) {
+  for (int replicas : idle_only ? std::vector<int>{} : std::vector<int>{3, 5}) {
     for (std::size_t payload : payloads) {
       for (int window : {1, 1024}) {
         report("in-proc", replicas, 1, payload, window,
@@ -434,25 +441,26 @@ int main(int argc, char** argv) {
       }
     }
   }
-  for (int groups : {100, 1000}) {
+  for (int groups : idle_only ? std::vector<int>{} : std::vector<int>{100, 1000}) {
     report("tcp", 3, groups, 1024, 4,
            run_case<runtime::tcp_transport>(dir + "/case", 3, groups, 1024, 4, seconds, runs));
   }
   json += "], \"idle\": [";
   fmt::print("\nidle groups (3 nodes in this process, TCP, after one write each):\n");
   first = true;
-  for (int tick_ms : {10, 100}) {
+  for (const auto& [tick_ms, quiesce] :
+       {std::pair(10, true), std::pair(10, false), std::pair(100, false)}) {
     std::vector<double> v;
     for (int run = 0; run < runs; ++run) {
-      v.push_back(idle_cores(dir + "/idle", 1000, std::chrono::milliseconds(tick_ms), seconds));
+      v.push_back(
+          idle_cores(dir + "/idle", 1000, std::chrono::milliseconds(tick_ms), quiesce, seconds));
     }
     const double cores = median(v);
-    fmt::print(
-        "  1000 groups, tick {} ms (heartbeat every tick): {:.2f} cores for 3 nodes, {:.2f} per "
-        "node\n",
-        tick_ms, cores, cores / 3);
-    json += fmt::format("{}{{\"groups\": 1000, \"tick_ms\": {}, \"cores_3_nodes\": {:.3f}}}",
-                        first ? "" : ", ", tick_ms, cores);
+    fmt::print("  1000 groups, tick {} ms, {}: {:.3f} cores for 3 nodes, {:.3f} per node\n",
+               tick_ms, quiesce ? "quiescing" : "heartbeat every tick", cores, cores / 3);
+    json += fmt::format(
+        "{}{{\"groups\": 1000, \"tick_ms\": {}, \"quiesce\": {}, \"cores_3_nodes\": {:.3f}}}",
+        first ? "" : ", ", tick_ms, quiesce, cores);
     first = false;
   }
   json += "]}\n";

@@ -221,6 +221,10 @@ int serve(int argc, char** argv) {
 
   runtime::node_settings ns;
   ns.self = o.id;
+  // An idle store costs nothing: the group quiesces, and the transport's keepalives (and its
+  // reports of lost peers) take over noticing a dead leader.
+  ns.raft.quiesce = true;
+  transport.on_peer_lost([&node](raft::node_id peer) { node->peer_lost(peer); });
   ns.replica.snapshot_every = 1000;
   ns.replica.snapshot_trailing = 100;
   node = std::make_unique<kv_node>(std::vector<asio::any_io_executor>{ioc.get_executor()}, wal,

@@ -82,6 +82,7 @@ constexpr fault_name fault_names[] = {
     {fault::read, "read"},
     {fault::membership, "membership"},
     {fault::snapshot, "snapshot"},
+    {fault::quiesce, "quiesce"},
 };
 
 }  // namespace
@@ -200,7 +201,11 @@ void kv_simulation::on_reply(client& c, std::uint64_t serial, const outcome& o) 
       ++succeeded_;
       c.last_success = events_.now();
       c.succeeded_once = true;
-      next_op(c, random_.between(0, 3 * ticks));
+      if (pause_chance_ > 0 && random_.chance(pause_chance_)) {
+        next_op(c, random_.between(pause_min_, pause_max_));
+      } else {
+        next_op(c, random_.between(0, 3 * ticks));
+      }
       return;
     }
     case outcome::refused:
@@ -633,8 +638,16 @@ cluster_options options_for(const run_config& config, rng& setup) {
   const std::uint64_t chunk = chunk_sizes[setup.between(0, std::size(chunk_sizes) - 1)];
   const bool lease = config.faults.has(fault::read) && setup.chance(0.5);
   const int drift = 1 + o.election_ticks / 5;
-  o.adjust = [batch, window, message_bytes, chunk, lease, drift,
+  const bool quiesce = config.faults.has(fault::quiesce);
+  if (quiesce) {
+    // Hosts notice a dead or cut-off leader's node within up to two election timeouts (their
+    // connection-level liveness), and now and then suspect a healthy one.
+    o.suspect_after_ticks = static_cast<int>(setup.between(1, 2 * o.election_ticks));
+    o.false_suspicion = static_cast<double>(setup.between(0, 20)) / 1000;
+  }
+  o.adjust = [batch, window, message_bytes, chunk, lease, drift, quiesce,
               user = config.adjust](raft::options& r) {
+    r.quiesce = quiesce;
     r.max_entries_per_message = batch;
     r.max_inflight_messages = window;
     r.max_bytes_per_message = message_bytes;
@@ -668,6 +681,7 @@ run_result run_kv(const run_config& config) {
   rng setup(config.seed);
   kv_simulation sim(setup.next(), options_for(config, setup), config.clients, config.keys);
   sim.use_read_index(config.faults.has(fault::read));
+  if (config.faults.has(fault::quiesce)) sim.pause_clients(0.25, 10 * ticks, 80 * ticks);
   network& net = sim.net();
   if (config.faults.has(fault::drop))
     net.faults.drop = static_cast<double>(setup.between(1, 10)) / 100;
@@ -709,6 +723,8 @@ run_result run_kv(const run_config& config) {
   result.acknowledged = sim.checker().acknowledged_count();
   result.operations = sim.history_size();
   result.messages = net.sent();
+  result.quiesces = sim.nodes().quiesce_count();
+  result.suspicions = sim.nodes().suspicion_count();
   return result;
 }
 

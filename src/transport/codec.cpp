@@ -82,7 +82,7 @@ std::vector<std::byte> encode_message(const group_message& gm) {
        {m.from, m.to, m.term, m.index, m.log_term, m.commit, m.reject_hint, m.context}) {
     put(out, v, 8);
   }
-  put(out, (m.reject ? 1u : 0u) | (m.last ? 2u : 0u), 1);
+  put(out, (m.reject ? 1u : 0u) | (m.last ? 2u : 0u) | (m.quiesce ? 4u : 0u), 1);
   put(out, m.entries.size(), 4);
   for (const raft::entry& e : m.entries) {
     put(out, e.term, 8);
@@ -113,9 +113,10 @@ std::optional<group_message> decode_message(std::span<const std::byte> body, std
     *v = in.number(8);
   }
   const auto flags = in.number(1);
-  if (flags > 3) in.fail();
+  if (flags > 7) in.fail();
   m.reject = (flags & 1) != 0;
   m.last = (flags & 2) != 0;
+  m.quiesce = (flags & 4) != 0;
   const std::uint64_t count = in.number(4);
   // The count is checked against the bytes present before anything is reserved.
   if (count > in.remaining() / min_entry_bytes) in.fail();
@@ -175,7 +176,8 @@ std::optional<frame> frame_reader::next() {
   }
   const auto kind = get(1, 1);
   if (kind != static_cast<std::uint8_t>(frame_kind::raft) &&
-      kind != static_cast<std::uint8_t>(frame_kind::handshake)) {
+      kind != static_cast<std::uint8_t>(frame_kind::handshake) &&
+      kind != static_cast<std::uint8_t>(frame_kind::keepalive)) {
     fail("unknown frame kind");
     return std::nullopt;
   }

@@ -6,6 +6,7 @@
 #include <quorum/runtime/node.hpp>
 #include <quorum/storage/file_system.hpp>
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 
 #include <catch2/catch.hpp>
@@ -66,8 +67,8 @@ struct scratch {
 /** Three nodes with `groups` groups each, on one io_context driven by the test thread. */
 struct cluster {
   cluster(const std::string& path, int groups,
-          runtime::replica_settings rs = {std::chrono::milliseconds(1)})
-      : dir(path), group_count(groups), replica_settings(rs) {
+          runtime::replica_settings rs = {std::chrono::milliseconds(1)}, bool quiescing = false)
+      : dir(path), group_count(groups), replica_settings(rs), quiesce(quiescing) {
     for (raft::node_id id = 1; id <= 3; ++id) open(id);
   }
   ~cluster() {
@@ -80,6 +81,7 @@ struct cluster {
     runtime::node_settings s;
     s.self = id;
     s.raft.seed = id * 7;
+    s.raft.quiesce = quiesce;
     s.replica = replica_settings;
     m.node = std::make_unique<kv_node>(std::vector<asio::any_io_executor>{ioc.get_executor()},
                                        *m.wal, network, s);
@@ -170,8 +172,11 @@ struct cluster {
   std::string dir;
   int group_count;
   runtime::replica_settings replica_settings;
+  bool quiesce;
   storage::posix_file_system fs;
   asio::io_context ioc;
+  // Quiesced groups leave the io_context without work: keep it running, as a host would.
+  asio::executor_work_guard<asio::io_context::executor_type> work{ioc.get_executor()};
   runtime::local_network network;
   std::map<raft::node_id, member> members;
 };
@@ -271,4 +276,59 @@ TEST_CASE("replicas snapshot and compact, and a restarted node restores from its
     CHECK(first == "0");
     CHECK(last == "29");
   }
+}
+
+TEST_CASE("idle groups quiesce: no timer fires and no message is sent until something happens",
+          "[runtime][node][quiesce]") {
+  scratch dir("node_test_quiesce");
+  cluster c(dir.path, 20, {std::chrono::milliseconds(1)}, true);
+  for (std::uint64_t g = 1; g <= 20; ++g) REQUIRE(c.write(g, "x=" + std::to_string(g)));
+  auto all_quiet = [&] {
+    for (raft::node_id id = 1; id <= 3; ++id) {
+      for (std::uint64_t g = 1; g <= 20; ++g) {
+        if (!c.replica(id, g).quiesced()) return false;
+      }
+    }
+    return true;
+  };
+  REQUIRE(c.run_until(all_quiet));
+  c.ioc.run_for(std::chrono::milliseconds(20));  // stragglers: the last heartbeat answers
+  const std::uint64_t sent = c.network.sent();
+  // 60 replicas with 1 ms ticks, and not one handler runs in 200 ms.
+  CHECK(c.ioc.run_for(std::chrono::milliseconds(200)) == 0);
+  CHECK(c.network.sent() == sent);
+  // A write wakes its group (only it), commits, and the group goes quiet again.
+  REQUIRE(c.write(7, "x=seven"));
+  CHECK(c.replica(1, 3).quiesced());
+  const auto [ec, value] = c.read(c.leader_of(7) % 3 + 1, 7, "x");
+  CHECK_FALSE(ec);
+  CHECK(value == "seven");
+  CHECK(c.run_until(all_quiet));
+}
+
+TEST_CASE("a quiesced group replaces a lost leader once its node reports the peer lost",
+          "[runtime][node][quiesce]") {
+  scratch dir("node_test_quiesce_failover");
+  cluster c(dir.path, 1, {std::chrono::milliseconds(1)}, true);
+  REQUIRE(c.write(1, "x=1"));
+  const raft::node_id old_leader = c.leader_of(1);
+  const raft::node_id a = old_leader % 3 + 1;
+  const raft::node_id b = a % 3 + 1;
+  REQUIRE(c.run_until([&] { return c.replica(a, 1).quiesced() && c.replica(b, 1).quiesced(); }));
+  c.close(old_leader);
+  // Quiesced followers do not notice by themselves: their election clocks are stopped.
+  c.ioc.run_for(std::chrono::milliseconds(100));
+  CHECK(c.replica(a, 1).leader() == old_leader);
+  CHECK(c.replica(b, 1).leader() == old_leader);
+  // The transport reports the lost connection; the group elects a new leader.
+  c.members[a].node->peer_lost(old_leader);
+  c.members[b].node->peer_lost(old_leader);
+  REQUIRE(c.run_until([&] {
+    const raft::node_id now = c.replica(a, 1).leader();
+    return now == a || now == b;
+  }));
+  const auto [ec, value] = c.read(a, 1, "x");
+  CHECK_FALSE(ec);
+  CHECK(value == "1");
+  REQUIRE(c.write(1, "x=2"));
 }

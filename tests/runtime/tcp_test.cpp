@@ -372,3 +372,56 @@ TEST_CASE(
   }
   ioc.run_for(std::chrono::milliseconds(20));
 }
+
+TEST_CASE("an idle connection sends keepalives, and a silent peer is closed and reported lost",
+          "[runtime][tcp][quiesce]") {
+  std::vector<raft::node_id> lost;
+  mesh m(2, [](runtime::tcp_settings& s) {
+    s.keepalive_interval = std::chrono::milliseconds(20);
+    s.peer_timeout = std::chrono::milliseconds(150);
+  });
+  // Node 2 is real; node 1 is played by a raw socket that authenticates, then falls silent
+  // (a paused process: the connection stays open, nothing arrives).
+  m.nodes[1]->stop();
+  m.nodes[2]->on_peer_lost([&](raft::node_id id) { lost.push_back(id); });
+  tcp::socket raw(m.ioc);
+  raw.connect({asio::ip::make_address("127.0.0.1"), m.nodes[2]->local_port()});
+  transport::handshake hs(transport::handshake::side::initiator, credentials(good_secret), 1, 2,
+                          [](raft::node_id) { return false; });
+  std::vector<std::byte> out;
+  transport::append_frame(out, transport::frame_kind::handshake, hs.start());
+  asio::write(raw, asio::buffer(out));
+  transport::frame_reader reader(transport::default_max_frame_bytes);
+  int keepalives = 0;
+  bool closed = false;
+  auto poll = [&] {
+    boost::system::error_code ec;
+    while (!closed && raw.available(ec) > 0) {
+      std::array<std::byte, 4096> buf{};
+      const std::size_t n = raw.read_some(asio::buffer(buf), ec);
+      if (ec) break;
+      reader.feed(std::span(buf.data(), n));
+      while (auto f = reader.next()) {
+        if (f->kind == transport::frame_kind::keepalive) ++keepalives;
+        if (f->kind != transport::frame_kind::handshake) continue;
+        std::vector<std::byte> reply;
+        REQUIRE_FALSE(hs.receive(f->body, reply));
+        out.clear();
+        transport::append_frame(out, transport::frame_kind::handshake, reply);
+        asio::write(raw, asio::buffer(out));
+      }
+    }
+  };
+  REQUIRE(m.run_until([&] {
+    poll();
+    return m.logged("connected to node 1");
+  }));
+  REQUIRE(m.run_until([&] {
+    poll();
+    return !lost.empty();
+  }));
+  CHECK(keepalives >= 2);  // node 2 had nothing else to say
+  CHECK(lost == std::vector<raft::node_id>{1});
+  CHECK(m.logged("lost the connection to node 1: nothing received for"));
+  CHECK(m.nodes[2]->statistics().keepalives_sent >= 2);
+}

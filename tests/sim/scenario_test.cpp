@@ -377,6 +377,80 @@ TEST_CASE("a lease leader frozen past its lease serves no stale read once it res
   require_safe(sim);
 }
 
+/** Runs a quiescing lease group until quiet, cuts its leader off, writes x=2 through a new
+ *  leader, then reads x at the old one; returns the read's outcome (status refused if none). */
+outcome read_at_quiesced_leader_after_cut(raft::mutation mutant) {
+  cluster_options o = quiet(3, [mutant](raft::options& r) {
+    r.read_mode = raft::read_mode::lease;
+    r.quiesce = true;
+    r.test_mutation = mutant;
+  });
+  o.suspect_after_ticks = 5;
+  kv_simulation sim(29, o, 0, 4);
+  sim.run_ticks(15);  // past the start-up vote quarantine
+  const node_id old_leader = await_leader(sim);
+  REQUIRE(old_leader != raft::no_node);
+  auto first = submit(sim, old_leader, "W x 1");
+  sim.run_until([&] { return first->answered; }, 100);
+  REQUIRE(first->result.status == outcome::ok);
+  const bool quiet_now = sim.run_until(
+      [&] {
+        for (node_id id : sim.nodes().ids()) {
+          if (!sim.nodes().core_of(id)->quiesced()) return false;
+        }
+        return true;
+      },
+      100);
+  REQUIRE(quiet_now);
+  // The quiet leader is cut off; its followers' hosts notice and elect another.
+  sim.net().isolate(old_leader);
+  REQUIRE(await_new_leader(sim, old_leader, 300) != raft::no_node);
+  auto second = submit(sim, sim.nodes().leader(), "W x 2");
+  sim.run_until([&] { return second->answered; }, 100);
+  REQUIRE(second->result.status == outcome::ok);
+  REQUIRE(sim.nodes().core_of(old_leader)->quiesced());  // nothing has woken it
+  auto read = std::make_shared<request>();
+  sim.nodes().submit_read(old_leader, "x", [read](const outcome& result) {
+    read->answered = true;
+    read->result = result;
+  });
+  sim.run_ticks(100);
+  if (mutant == raft::mutation::none) require_safe(sim);
+  return read->answered ? read->result : outcome{};
+}
+
+TEST_CASE("a quiesced lease leader cut off while quiet serves no stale read after waking",
+          "[sim][scenario][quiesce][dissertation-6.4.1]") {
+  // Its clock stopped while it was quiet, so its lease would never have ended: quiescing gives
+  // the lease up. The quiesced_lease mutant keeps it and serves the stale value.
+  const outcome sound = read_at_quiesced_leader_after_cut(raft::mutation::none);
+  CHECK_FALSE((sound.status == outcome::ok && sound.result == "1"));
+  const outcome broken = read_at_quiesced_leader_after_cut(raft::mutation::quiesced_lease);
+  CHECK((broken.status == outcome::ok && broken.result == "1"));
+}
+
+TEST_CASE("a quiesced group replaces a crashed leader once its hosts suspect it",
+          "[sim][scenario][quiesce]") {
+  cluster_options o = quiet(5, [](raft::options& r) { r.quiesce = true; });
+  o.suspect_after_ticks = 10;
+  kv_simulation sim(31, o, 0, 4);
+  const node_id old_leader = await_leader(sim);
+  REQUIRE(old_leader != raft::no_node);
+  auto first = submit(sim, old_leader, "W x 1");
+  sim.run_until([&] { return first->answered; }, 100);
+  sim.run_ticks(30);
+  REQUIRE(sim.nodes().quiesce_count() >= 5);
+  const auto messages = sim.net().sent();
+  sim.run_ticks(200);
+  CHECK(sim.net().sent() == messages);  // quiet: no heartbeats at all
+  sim.nodes().crash(old_leader);
+  const node_id next = await_new_leader(sim, old_leader, 100);
+  CHECK(next != raft::no_node);
+  CHECK(sim.nodes().suspicion_count() >= 1);
+  CHECK(read_back(sim, "x") == "1");
+  require_safe(sim);
+}
+
 TEST_CASE("the leader crashes in the middle of a joint configuration and the group recovers",
           "[sim][scenario][dissertation-4.3]") {
   for (std::uint64_t seed : {21, 22, 23}) {

@@ -253,6 +253,21 @@ class member_cluster : public test_cluster {
   }
 };
 
+/** Handles `id`'s ready batches as test_cluster::process does, and returns their read
+ *  states (which process() drops). */
+inline std::vector<raft::read_state> reads_of(test_cluster& c, node_id id) {
+  std::vector<raft::read_state> out;
+  while (c[id].has_ready()) {
+    raft::ready rd = c[id].get_ready();
+    for (auto& m : rd.messages) c.outbox().push_back(m);
+    persist(c.storage(id), rd);
+    for (auto& m : rd.persisted_messages) c.outbox().push_back(m);
+    out.insert(out.end(), rd.read_states.begin(), rd.read_states.end());
+    c[id].advance(rd);
+  }
+  return out;
+}
+
 /** Ticks the leader and delivers until `done` or 50 rounds. */
 template <class Done>
 void settle(test_cluster& c, node_id leader, Done done) {

@@ -23,14 +23,14 @@ options:
   --nodes 3|5|7       cluster size (default: 3, 5 or 7 chosen by seed)
   --faults LIST       all (default), none, or a comma list of: drop, duplicate, reorder, clog,
                       partition, swizzle, crash, pause, disk, skew, transfer, read,
-                      membership, snapshot
+                      membership, snapshot, quiesce
   --ticks T           length of the safety phase in ticks (default 1000)
   --verbose           print every seed's result
   --trace             print every event of the run (use with --seed)
 test-only:
   --mutant NAME       run a deliberately broken core: commit_earlier_term, ack_before_persist,
                       double_vote, count_unpersisted_self, skip_log_check, unconfirmed_reads,
-                      leave_joint_early, learner_votes, accept_any_chunk
+                      leave_joint_early, learner_votes, accept_any_chunk, quiesced_lease
   --expect-failure    succeed only if some seed fails (proves the checkers catch the mutant)
 )";
 
@@ -59,6 +59,7 @@ std::optional<quorum::raft::mutation> parse_mutation(std::string_view name) {
   if (name == "leave_joint_early") return mutation::leave_joint_early;
   if (name == "learner_votes") return mutation::learner_votes;
   if (name == "accept_any_chunk") return mutation::accept_any_chunk;
+  if (name == "quiesced_lease") return mutation::quiesced_lease;
   return std::nullopt;
 }
 
@@ -172,9 +173,11 @@ int main(int argc, char** argv) {
     if (one_seed || verbose) {
       fmt::print(
           "seed {} nodes {} faults {}: {}; trace hash {:016x}; committed {}, acknowledged {}, "
-          "client operations {}, messages {}, faults {}, recovery {} ticks\n",
+          "client operations {}, messages {}, faults {}, recovery {} ticks, quiesced {}, "
+          "suspected {}\n",
           seed, config.nodes, faults.to_string(), r.ok ? "ok" : "FAILED", r.trace_hash, r.committed,
-          r.acknowledged, r.operations, r.messages, r.faults_injected, r.recovery_ticks);
+          r.acknowledged, r.operations, r.messages, r.faults_injected, r.recovery_ticks, r.quiesces,
+          r.suspicions);
     }
     if (expect_failure && failed > 0) {
       fmt::print("caught: the checkers found the mutant at seed {}\n", seed);

@@ -121,6 +121,21 @@ class core {
   /** The target of the leadership transfer in progress, or no_node. */
   node_id transferee() const noexcept { return transferee_; }
 
+  /**
+   * With options.quiesce: true while this node's group is quiesced (see options.quiesce). A
+   * quiesced core ignores tick(): the host may stop ticking it until the next step(),
+   * propose(), read_index() or unquiesce().
+   */
+  bool quiesced() const noexcept { return quiesced_; }
+
+  /**
+   * Wakes a quiesced node. The host calls it when it suspects the leader's node (a dropped or
+   * silent connection): a follower restarts its election clock and asks the leader to resume
+   * heartbeats, so a dead leader is replaced within an election timeout. On a leader it
+   * resumes heartbeats. Does nothing if not quiesced.
+   */
+  void unquiesce();
+
   /** True if get_ready() would return work. */
   bool has_ready() const;
 
@@ -164,6 +179,10 @@ class core {
 
   void tick_election();
   void tick_heartbeat();
+
+  bool may_quiesce() const;
+  void quiesce();
+  void wake(bool ask_leader);
 
   struct pending_read {
     std::uint64_t context;
@@ -215,7 +234,7 @@ class core {
   void broadcast_append();
   void broadcast_heartbeat();
   bool send_append(node_id to, bool send_if_empty);
-  void send_heartbeat(node_id to);
+  void send_heartbeat(node_id to, bool quiesce = false);
   void send_now(message m);
   void send_after_persist(message m);
   soft_state current_soft_state() const { return {role_, leader_}; }
@@ -269,6 +288,13 @@ class core {
   // With lease reads, a node refuses votes for one election timeout after it starts: it may
   // have acknowledged a leader's lease just before it stopped.
   std::uint64_t vote_quarantine_until_ = 0;
+
+  // Quiescing: the node's group is idle and its clocks stopped. The leader quiesces once every
+  // peer acknowledged a heartbeat round (quiet_round_) started while everyone held the whole
+  // log at quiet_index_, committed, with nothing else pending.
+  bool quiesced_ = false;
+  std::uint64_t quiet_round_ = 0;
+  index_t quiet_index_ = 0;
 
   node_id transferee_ = no_node;
   // A transfer campaign sets followers' leases aside, and a late timeout_now can start one

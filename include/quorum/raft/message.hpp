@@ -38,10 +38,13 @@ enum class message_type : std::uint8_t {
    *  the follower holds durably; reject asks the leader to resend from there. The final
    *  chunk is answered by an append_response once the snapshot is durable. */
   snapshot_response = 13,
+  /** A quiesced follower that resumed its election clock without word from the leader (the
+   *  host suspected it, or another node called) asks the leader to resume heartbeats. */
+  wake = 14,
 };
 
 /** The highest valid message_type value; decoders refuse anything above it. */
-inline constexpr std::uint8_t max_message_type = 13;
+inline constexpr std::uint8_t max_message_type = 14;
 
 /** Vote context marking a campaign started by a leadership transfer (leases do not apply). */
 inline constexpr std::uint64_t campaign_transfer = 1;
@@ -62,6 +65,7 @@ inline std::string_view to_string(message_type t) noexcept {
     case message_type::timeout_now: return "timeout_now";
     case message_type::snapshot: return "snapshot";
     case message_type::snapshot_response: return "snapshot_response";
+    case message_type::wake: return "wake";
   }
   return "unknown";
 }
@@ -95,6 +99,9 @@ struct message {
   membership members;
   /** Snapshot: this chunk ends the snapshot. */
   bool last = false;
+  /** Heartbeat: the group is idle and every member caught up; the follower stops its election
+   *  clock until something happens (see options.quiesce). */
+  bool quiesce = false;
 
   friend bool operator==(const message&, const message&) = default;
 };

@@ -35,6 +35,8 @@ enum class mutation : std::uint8_t {
   learner_votes,
   /** Take snapshot chunks at any offset, out of order or twice (corrupts the snapshot). */
   accept_any_chunk,
+  /** A quiescing leader keeps its lease; its clock stops, so the lease never ends. */
+  quiesced_lease,
 };
 
 /** How the leader confirms it still leads before serving a read. */
@@ -99,6 +101,15 @@ struct options {
   raft::read_mode read_mode = raft::read_mode::read_index;
   /** With read_mode::lease: ticks subtracted from the lease for clock-rate differences. */
   int lease_drift_ticks = 2;
+  /**
+   * Idle groups go quiet: once every member holds and has committed the whole log and nothing
+   * is pending (reads, transfers, membership changes), the leader sends one last heartbeat
+   * marked quiesce and stops heartbeating; followers stop their election clocks. Any message,
+   * proposal or read wakes the group. A quiesced follower no longer notices a dead leader by
+   * itself: the host must call core::unquiesce() when it suspects the leader's node (its
+   * connection dropped or went silent). A quiescing leader gives up its lease.
+   */
+  bool quiesce = false;
   /** Test-only: a deliberate bug to switch on; see `mutation`. */
   mutation test_mutation = mutation::none;
 };

@@ -56,10 +56,17 @@ class local_network {
   /** The same for a group-tagged message (a node's transport). */
   void send(transport::group_message m) {
     std::lock_guard lock(mutex_);
+    ++sent_;
     auto it = nodes_.find(m.message.to);
     if (it == nodes_.end() || cut_.contains({m.message.from, m.message.to})) return;
     boost::asio::post(it->second.executor, [receive = it->second.receive,
                                             m = std::move(m)]() mutable { receive(std::move(m)); });
+  }
+
+  /** Messages sent so far (delivered or not). */
+  std::uint64_t sent() const {
+    std::lock_guard lock(mutex_);
+    return sent_;
   }
 
  private:
@@ -67,7 +74,8 @@ class local_network {
     boost::asio::any_io_executor executor;
     group_receiver receive;
   };
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
+  std::uint64_t sent_ = 0;
   std::map<raft::node_id, node> nodes_;
   std::set<std::pair<raft::node_id, raft::node_id>> cut_;
 };

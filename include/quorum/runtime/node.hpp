@@ -112,6 +112,16 @@ class node {
     }
   }
 
+  /**
+   * The transport lost its connection to node `peer` (wire tcp_transport::on_peer_lost here):
+   * every quiesced group led from `peer` wakes and, if `peer` is really gone, elects a new
+   * leader within an election timeout. Any thread.
+   */
+  void peer_lost(raft::node_id peer) {
+    std::shared_lock lock(groups_mutex_);
+    for (auto& [id, g] : groups_) g->replica->suspect(peer);
+  }
+
   /** Stops every replica (pending proposals fail with errc::shutting_down). */
   void stop() {
     std::shared_lock lock(groups_mutex_);

@@ -135,6 +135,23 @@ class replica {
     boost::asio::dispatch(strand_, [this] { halt(errc::shutting_down); });
   }
 
+  /**
+   * The host suspects node `peer` (its connection dropped or went silent). If this replica is
+   * quiesced and `peer` is its leader, it wakes: it restarts its election clock and asks the
+   * leader to resume heartbeats (raft::core::unquiesce). Any thread.
+   */
+  void suspect(raft::node_id peer) {
+    boost::asio::dispatch(strand_, [this, peer] {
+      if (stopped_ || !core_.quiesced() || core_.leader() != peer) return;
+      core_.unquiesce();
+      pump();
+    });
+  }
+
+  /** True while the group is quiesced here (options.quiesce): no ticks, no heartbeats (a
+   *  snapshot). */
+  bool quiesced() const noexcept { return quiesced_.load(); }
+
   /** A message from the transport. */
   void receive(raft::message m) {
     boost::asio::dispatch(strand_, [this, m = std::move(m)] {
@@ -247,14 +264,18 @@ class replica {
     std::unique_ptr<waiter<propose_result>> waiting;
   };
 
+  /** Keeps the tick timer running while the core is not quiesced (pump() restarts it). A
+   *  quiesced group costs no timer wake-ups at all. */
   void schedule_tick() {
-    if (stopped_) return;
+    quiesced_ = core_.quiesced();
+    if (stopped_ || ticking_ || quiesced_.load()) return;
+    ticking_ = true;
     timer_.expires_after(settings_.tick);
     timer_.async_wait(boost::asio::bind_executor(strand_, [this](const auto& ec) {
+      ticking_ = false;
       if (ec || stopped_) return;
       core_.tick();
       pump();
-      schedule_tick();
     }));
   }
 
@@ -288,6 +309,7 @@ class replica {
 
   /** Sends what may leave and, unless a batch is being persisted, handles the next batch. */
   void pump() {
+    schedule_tick();  // whatever called pump() may have woken or quiesced the core
     if (persisting_) {
       // Dissertation 10.2.1: the leader replicates while its own write is in flight.
       for (raft::message& m : core_.take_messages()) send_(std::move(m));
@@ -486,6 +508,8 @@ class replica {
   leadership_observer observer_;
   std::atomic<raft::node_id> leader_{raft::no_node};
   std::atomic<raft::index_t> applied_{0};
+  std::atomic<bool> quiesced_{false};
+  bool ticking_ = false;
   bool stopped_ = false;
 };
 

@@ -6,8 +6,11 @@
 // buffered. Messages queued for a peer while a write is in flight go out together in the next
 // write; a peer that cannot keep up has its queue capped (back-pressure: further messages are
 // dropped and counted, which Raft tolerates by retrying). A lost connection is dialed again
-// with exponential backoff and jitter. Everything runs on one strand; send() may be called from
-// any thread.
+// with exponential backoff and jitter. An authenticated connection that has sent nothing for a
+// keepalive interval sends a keepalive frame; one that has received nothing for peer_timeout is
+// closed: this per-connection liveness is what lets quiesced groups (which send no heartbeats)
+// notice a dead, paused or cut-off peer (on_peer_lost). Everything runs on one strand; send()
+// may be called from any thread.
 #pragma once
 
 #include <quorum/detail/random.hpp>
@@ -61,6 +64,11 @@ struct tcp_settings {
   std::chrono::milliseconds reconnect_max{2000};
   /** A connection that has not authenticated within this time is closed. */
   std::chrono::milliseconds handshake_timeout{3000};
+  /** An authenticated connection idle for this long sends a keepalive frame ... */
+  std::chrono::milliseconds keepalive_interval{200};
+  /** ... and one that received nothing for this long is closed (the peer is dead, paused or
+   *  cut off). Must exceed keepalive_interval plus a round trip. */
+  std::chrono::milliseconds peer_timeout{1000};
   /** Receives one line per notable event (refused connections, lost peers). */
   std::function<void(const std::string&)> log;
 };
@@ -73,11 +81,13 @@ struct tcp_statistics {
   std::uint64_t messages_received = 0;
   std::uint64_t messages_dropped = 0;
   std::uint64_t connections_refused = 0;
+  std::uint64_t keepalives_sent = 0;
 };
 
 class tcp_transport {
  public:
   using receiver = std::function<void(transport::group_message)>;
+  using peer_observer = std::function<void(raft::node_id)>;
 
   /** A transport for `settings.self`; `on_message` is called on the transport's strand for each
    *  message from an authenticated peer. Call start() to listen and dial. */
@@ -99,6 +109,11 @@ class tcp_transport {
 
   tcp_transport(const tcp_transport&) = delete;
   tcp_transport& operator=(const tcp_transport&) = delete;
+
+  /** Called on the strand when the authenticated connection to a peer closes for any reason
+   *  (reset, silent past peer_timeout, refused): wire it to node::peer_lost so that quiesced
+   *  groups suspect a leader on that node. Set it before start(). */
+  void on_peer_lost(peer_observer observer) { on_peer_lost_ = std::move(observer); }
 
   /** Binds the listening socket (throws boost::system::system_error if it cannot), then starts
    *  accepting and dialing. */
@@ -163,7 +178,8 @@ class tcp_transport {
 
   tcp_statistics statistics() const {
     return {messages_sent_.load(),     writes_.load(),           bytes_sent_.load(),
-            messages_received_.load(), messages_dropped_.load(), connections_refused_.load()};
+            messages_received_.load(), messages_dropped_.load(), connections_refused_.load(),
+            keepalives_sent_.load()};
   }
 
  private:
@@ -178,6 +194,8 @@ class tcp_transport {
     std::vector<std::byte> out;      // frames waiting for the next write
     std::vector<std::byte> writing;  // the write in flight
     std::size_t out_messages = 0;
+    std::chrono::steady_clock::time_point last_received = std::chrono::steady_clock::now();
+    bool wrote_since_keepalive = false;
     bool write_in_flight = false;
     bool open = true;
     bool dialed = false;
@@ -245,6 +263,7 @@ class tcp_transport {
   void write(const connection_ptr& c) {
     if (!c->open || c->write_in_flight || c->out.empty()) return;
     c->write_in_flight = true;
+    c->wrote_since_keepalive = true;
     c->writing.swap(c->out);
     c->out.clear();
     messages_sent_ += std::exchange(c->out_messages, 0);
@@ -362,6 +381,7 @@ class tcp_transport {
                 close(c, why);
                 return;
               }
+              c->last_received = std::chrono::steady_clock::now();
               c->reader.feed(std::span(c->buffer.data(), n));
               while (c->open) {
                 std::optional<transport::frame> f = c->reader.next();
@@ -392,6 +412,10 @@ class tcp_transport {
       refuse(c, "a message before authentication");
       return;
     }
+    if (f.kind == transport::frame_kind::keepalive) {
+      if (!f.body.empty()) refuse(c, "a keepalive frame with a body");
+      return;  // its arrival already counted as a sign of life
+    }
     std::error_code ec;
     std::optional<transport::group_message> m = transport::decode_message(f.body, ec);
     if (!m || m->message.from != c->peer || m->message.to != settings_.self) {
@@ -421,6 +445,29 @@ class tcp_transport {
     c->out_messages += std::exchange(p.waiting_messages, 0);
     p.waiting.clear();
     write(c);
+    keepalive(c);
+  }
+
+  /** Every keepalive interval: close a silent connection, or say we are alive if we wrote
+   *  nothing since the last time. */
+  void keepalive(const connection_ptr& c) {
+    c->timer.expires_after(settings_.keepalive_interval);
+    c->timer.async_wait(
+        boost::asio::bind_executor(strand_, [this, c](const boost::system::error_code& ec) {
+          if (ec || !c->open) return;
+          const auto silent = std::chrono::duration_cast<std::chrono::milliseconds>(
+              std::chrono::steady_clock::now() - c->last_received);
+          if (silent >= settings_.peer_timeout) {
+            close(c, "nothing received for " + std::to_string(silent.count()) + " ms");
+            return;
+          }
+          if (!std::exchange(c->wrote_since_keepalive, false)) {
+            ++keepalives_sent_;
+            send_frame(c, transport::frame_kind::keepalive, {});
+            c->wrote_since_keepalive = false;  // a keepalive does not count as traffic
+          }
+          keepalive(c);
+        }));
   }
 
   /** Closes `c` because of what the peer did, with a log line saying why. */
@@ -461,6 +508,7 @@ class tcp_transport {
       if (!why.empty() && !stopped_) {
         log("lost the connection to node " + std::to_string(c->peer) + ": " + why);
       }
+      if (!stopped_ && on_peer_lost_) on_peer_lost_(c->peer);
       // What was not written waits for the next connection, within the queue's cap.
       if (c->out.size() <= settings_.max_queued_bytes) {
         p.waiting = std::move(c->out);
@@ -477,6 +525,7 @@ class tcp_transport {
   boost::asio::strand<boost::asio::any_io_executor> strand_;
   tcp_settings settings_;
   receiver on_message_;
+  peer_observer on_peer_lost_;
   boost::asio::ip::tcp::acceptor acceptor_;
   detail::splitmix64 random_;
   std::map<raft::node_id, std::unique_ptr<peer>> peers_;
@@ -487,7 +536,7 @@ class tcp_transport {
   mutable std::mutex connected_mutex_;
   std::set<raft::node_id> connected_;
   std::atomic<std::uint64_t> messages_sent_{0}, writes_{0}, bytes_sent_{0}, messages_received_{0},
-      messages_dropped_{0}, connections_refused_{0};
+      messages_dropped_{0}, connections_refused_{0}, keepalives_sent_{0};
 };
 
 }  // namespace quorum::runtime

@@ -90,6 +90,15 @@ struct cluster_options {
    *  but a random number of trailing entries in [0, snapshot_trailing]. */
   raft::index_t snapshot_every = 0;
   raft::index_t snapshot_trailing = 0;
+  /**
+   * The hosts' failure detector, for cores with options.quiesce (whose quiesced followers stop
+   * their election clocks): a node calls unquiesce() once its leader's node has been down,
+   * paused or cut off (blocked or clogged either way) for this many of its ticks, and a few
+   * ticks after the leader crashes (a reset connection). 0: no detector.
+   */
+  int suspect_after_ticks = 0;
+  /** Probability per tick that a quiesced node suspects its leader wrongly. */
+  double false_suspicion = 0;
   /** If set, receives one line per event (deliveries, role changes, persists, applies,
    *  crashes): the readable trace of a replayed seed. */
   std::function<void(const std::string&)> log;
@@ -146,6 +155,11 @@ class cluster {
   void on_new_leader(std::function<void(raft::node_id, raft::term_t)> observer) {
     leader_observer_ = std::move(observer);
   }
+  /** How many times a node entered the quiesced state (observed after each event). */
+  std::uint64_t quiesce_count() const noexcept { return quiesces_; }
+  /** How many times a host suspected its quiesced node's leader (rightly or not). */
+  std::uint64_t suspicion_count() const noexcept { return suspicions_; }
+
   /** How many entries the node has applied since it last started. */
   raft::index_t applied_index(raft::node_id id) const { return node_at(id).applied; }
 
@@ -178,12 +192,16 @@ class cluster {
     std::vector<raft::message> held;
     raft::index_t applied = 0;
     raft::term_t observed_leader_term = 0;
+    bool was_quiesced = false;
+    int leader_silent_ticks = 0;
   };
 
   node& node_at(raft::node_id id) { return *nodes_.at(id - 1); }
   const node& node_at(raft::node_id id) const { return *nodes_.at(id - 1); }
   void boot(node& n);
   void schedule_tick(node& n);
+  void detect_failures(node& n);
+  void suspect(node& n, const char* why);
   void deliver(const raft::message& m);
   void pump(node& n);
   void finish_persist(node& n);
@@ -209,6 +227,8 @@ class cluster {
   std::vector<std::unique_ptr<node>> nodes_;
   network network_;
   std::function<void(raft::node_id, raft::term_t)> leader_observer_;
+  std::uint64_t quiesces_ = 0;
+  std::uint64_t suspicions_ = 0;
 };
 
 }  // namespace quorum::sim

@@ -51,6 +51,7 @@ enum class fault : std::uint32_t {
   read = 1 << 11,        // client reads use ReadIndex or leases, also on followers
   membership = 1 << 12,  // voters removed and demoted, learners added and promoted
   snapshot = 1 << 13,    // frequent snapshots and compaction; lagging nodes fed in small chunks
+  quiesce = 1 << 14,     // idle groups quiesce; clients pause; hosts suspect leaders, also wrongly
 };
 
 /** A set of fault classes. */
@@ -97,6 +98,9 @@ struct run_result {
   std::size_t faults_injected = 0;
   /** Ticks from the start of the liveness phase until every client had succeeded. */
   std::uint64_t recovery_ticks = 0;
+  /** Times a node quiesced, and times a host suspected a quiesced node's leader. */
+  std::uint64_t quiesces = 0;
+  std::uint64_t suspicions = 0;
 };
 
 /**
@@ -116,6 +120,13 @@ class kv_simulation {
 
   /** Client reads use read_index (on any node) instead of going through the log. */
   void use_read_index(bool on) { reads_by_index_ = on; }
+  /** After a success, a client pauses with probability `chance` for a uniform time in
+   *  [min, max] (so that groups go idle and quiesce). */
+  void pause_clients(double chance, sim_time min, sim_time max) {
+    pause_chance_ = chance;
+    pause_min_ = min;
+    pause_max_ = max;
+  }
 
   /** Clients start issuing operations (one outstanding each). */
   void start_clients();
@@ -173,6 +184,9 @@ class kv_simulation {
   std::size_t succeeded_ = 0;
   sim_time client_timeout_;
   bool reads_by_index_ = false;
+  double pause_chance_ = 0;
+  sim_time pause_min_ = 0;
+  sim_time pause_max_ = 0;
   std::function<void(const std::string&)> log_;
 };
 

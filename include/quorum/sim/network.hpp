@@ -48,6 +48,7 @@ class network {
   /** Two sides that cannot hear each other. */
   void split(const std::vector<raft::node_id>& side);
   bool blocked(raft::node_id from, raft::node_id to) const { return blocked_.contains({from, to}); }
+  bool clogged(raft::node_id from, raft::node_id to) const { return clogged_.contains({from, to}); }
   /** Unblocks every link (partitions end); clogs stay. */
   void unblock_all() { blocked_.clear(); }
   /** Unblocks every link, and releases every clog. */

@@ -30,6 +30,7 @@ inline constexpr std::uint32_t unauthenticated_max_frame_bytes = 8 << 10;
 enum class frame_kind : std::uint8_t {
   raft = 1,       // one group-tagged Raft message
   handshake = 2,  // connection set-up and authentication
+  keepalive = 3,  // empty body: the connection is alive (sent when it is otherwise idle)
 };
 
 /** A Raft message of one group, as carried between nodes. */

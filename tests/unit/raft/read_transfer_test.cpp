@@ -11,19 +11,6 @@ using namespace quorum::test;
 
 namespace {
 
-std::vector<raft::read_state> reads_of(test_cluster& c, node_id id) {
-  std::vector<raft::read_state> out;
-  while (c[id].has_ready()) {
-    raft::ready rd = c[id].get_ready();
-    for (auto& m : rd.messages) c.outbox().push_back(m);
-    persist(c.storage(id), rd);
-    for (auto& m : rd.persisted_messages) c.outbox().push_back(m);
-    out.insert(out.end(), rd.read_states.begin(), rd.read_states.end());
-    c[id].advance(rd);
-  }
-  return out;
-}
-
 /** Delivers everything except to and from `skip`, collecting node `watch`'s read states. */
 std::vector<raft::read_state> deliver_and_read(test_cluster& c, node_id watch) {
   std::vector<raft::read_state> out;

@@ -46,6 +46,7 @@ group_message random_message(quorum::detail::splitmix64& random) {
   }
   m.reject = random.below(2) == 0;
   m.last = random.below(2) == 0;
+  m.quiesce = random.below(2) == 0;
   for (std::uint64_t i = random.below(5); i > 0; --i) {
     m.entries.push_back({random.below(10), random.below(1000),
                          raft::shared_bytes(std::string(random.below(50), 'p'))});

@@ -44,6 +44,7 @@ core<Storage>::core(const Storage& storage, const options& opts)
 template <log_storage Storage>
 void core<Storage>::tick() {
   ++ticks_;
+  if (quiesced_) return;
   if (role_ == role::leader) {
     tick_heartbeat();
   } else {
@@ -80,8 +81,73 @@ void core<Storage>::tick_heartbeat() {
   }
   if (heartbeat_elapsed_ >= opts_.heartbeat_ticks) {
     heartbeat_elapsed_ = 0;
-    start_read_round();
+    if (may_quiesce()) {
+      quiesce();
+    } else {
+      start_read_round();
+    }
   }
+}
+
+// ---- quiescing ------------------------------------------------------------------------------
+
+template <log_storage Storage>
+bool core<Storage>::may_quiesce() const {
+  if (!opts_.quiesce || role_ != role::leader || quiet_round_ == 0) return false;
+  const index_t last = log_.last_index();
+  if (quiet_index_ != last || log_.committed() != last || log_.persisted_index() != last ||
+      transferee_ != no_node || membership_change_in_flight() || !reads_.empty() ||
+      !reads_before_commit_.empty() || receiving_.index != 0) {
+    return false;
+  }
+  for (const auto& [peer, pr] : progress_) {
+    if (peer == opts_.id) continue;
+    auto acked = acked_round_.find(peer);
+    if (pr.match() != last || acked == acked_round_.end() || acked->second < quiet_round_) {
+      return false;
+    }
+  }
+  return true;
+}
+
+template <log_storage Storage>
+void core<Storage>::quiesce() {
+  // Every peer acknowledged a heartbeat that carried commit == last: they hold and know
+  // everything. The last heartbeat tells them to stop their clocks.
+  quiesced_ = true;
+  // The leader's clock stops with the group's, so a lease would never end: give it up. The
+  // first read after waking confirms leadership with a heartbeat round.
+  if (!mutated(mutation::quiesced_lease)) lease_until_ = 0;
+  round_started_.clear();
+  ++read_round_;
+  acked_round_[opts_.id] = read_round_;
+  for (node_id peer : members_.all()) {
+    if (peer != opts_.id && progress_.contains(peer)) send_heartbeat(peer, true);
+  }
+}
+
+template <log_storage Storage>
+void core<Storage>::wake(bool ask_leader) {
+  quiesced_ = false;
+  quiet_round_ = 0;
+  election_elapsed_ = 0;
+  heartbeat_elapsed_ = 0;
+  if (role_ == role::leader) {
+    // Followers may be quiesced: heartbeat at once. Everyone gets a fresh election timeout to
+    // answer before CheckQuorum counts them.
+    for (auto& [peer, pr] : progress_) pr.recent_active = true;
+    start_read_round();
+  } else if (ask_leader && leader_ != no_node) {
+    message m;
+    m.type = message_type::wake;
+    m.to = leader_;
+    send_now(std::move(m));
+  }
+}
+
+template <log_storage Storage>
+void core<Storage>::unquiesce() {
+  if (quiesced_) wake(true);
 }
 
 template <log_storage Storage>
@@ -108,6 +174,8 @@ void core<Storage>::reset(term_t term) {
   leader_ = no_node;
   election_elapsed_ = 0;
   heartbeat_elapsed_ = 0;
+  quiesced_ = false;
+  quiet_round_ = 0;
   reset_randomized_timeout();
   votes_.clear();
   progress_.clear();
@@ -173,6 +241,7 @@ void core<Storage>::campaign() {
 
 template <log_storage Storage>
 void core<Storage>::start_election(bool pre) {
+  quiesced_ = false;
   term_t vote_term;
   message_type type;
   if (pre) {
@@ -253,6 +322,7 @@ inline std::error_code check_message(const message& m, node_id self) {
   if (m.type != message_type::snapshot && (!m.data.empty() || m.last)) {
     return errc::malformed_message;
   }
+  if (m.quiesce && m.type != message_type::heartbeat) return errc::malformed_message;
   if (m.type == message_type::snapshot) {
     std::string what;
     if (m.index == 0 || m.log_term == 0 || m.log_term > m.term || validate(m.members, what)) {
@@ -288,6 +358,13 @@ inline bool is_from_leader(message_type t) {
 template <log_storage Storage>
 std::error_code core<Storage>::step(const message& m) {
   if (auto ec = detail_core::check_message(m, opts_.id)) return ec;
+
+  // Anything but the answers to its own heartbeats wakes a quiesced node. A follower woken by
+  // someone other than its leader asks the leader to resume heartbeats (it restarts its own
+  // election clock meanwhile).
+  const bool heartbeat_answer =
+      role_ == role::leader && m.type == message_type::heartbeat_response && m.term == term_;
+  if (quiesced_ && !heartbeat_answer) wake(!(m.from == leader_ && m.term == term_));
 
   if (m.term > term_) {
     const bool vote_request = m.type == message_type::vote || m.type == message_type::pre_vote;
@@ -384,6 +461,11 @@ void core<Storage>::step_leader(const message& m) {
     case message_type::snapshot_response:
       pr.recent_active = true;
       handle_snapshot_response(m);
+      break;
+    case message_type::wake:
+      // A follower stopped trusting the quiet: show it that this leader is alive.
+      pr.recent_active = true;
+      send_heartbeat(m.from);
       break;
     case message_type::heartbeat_response: {
       pr.recent_active = true;
@@ -530,6 +612,12 @@ void core<Storage>::handle_append(const message& m) {
 template <log_storage Storage>
 void core<Storage>::handle_heartbeat(const message& m) {
   log_.commit_to(std::min(m.commit, log_.last_index()));
+  // Quiesce only if the leader's word is current: this node holds exactly what the leader
+  // committed. (A quiesce heartbeat delayed past newer appends does not put it to sleep.)
+  if (m.quiesce && m.commit == log_.last_index() && log_.committed() == m.commit &&
+      receiving_.index == 0) {
+    quiesced_ = true;
+  }
   message r;
   r.type = message_type::heartbeat_response;
   r.to = m.from;
@@ -745,7 +833,7 @@ snapshot_meta core<Storage>::applied_meta() const {
 }
 
 template <log_storage Storage>
-void core<Storage>::send_heartbeat(node_id to) {
+void core<Storage>::send_heartbeat(node_id to, bool quiesce) {
   const class progress& pr = progress_.at(to);
   message m;
   m.type = message_type::heartbeat;
@@ -753,6 +841,7 @@ void core<Storage>::send_heartbeat(node_id to) {
   // Never tell a follower to commit past what it is known to hold.
   m.commit = std::min(pr.match(), log_.committed());
   m.context = read_round_;
+  m.quiesce = quiesce;
   send_now(std::move(m));
 }
 
@@ -775,6 +864,7 @@ void core<Storage>::send_after_persist(message m) {
 template <log_storage Storage>
 proposal_result core<Storage>::propose(std::span<const shared_bytes> payloads) {
   proposal_result result;
+  if (quiesced_ && role_ == role::leader) wake(false);
   if (role_ != role::leader) {
     result.error = errc::not_leader;
     result.leader_hint = leader_;
@@ -870,6 +960,7 @@ template <log_storage Storage>
 std::error_code core<Storage>::change_membership(const membership& target) {
   if (role_ != role::leader) return errc::not_leader;
   if (transferee_ != no_node) return errc::transfer_in_progress;
+  if (quiesced_) wake(false);
   std::string what;
   if (!target.voters_outgoing.empty() || validate(target, what)) return errc::invalid_membership;
   // Dissertation 4.1 (and its erratum on single-server changes): a leader changes the
@@ -1015,6 +1106,7 @@ void core<Storage>::maybe_promote(node_id learner) {
 template <log_storage Storage>
 std::error_code core<Storage>::read_index(std::uint64_t context) {
   if (context == 0) return errc::malformed_message;
+  if (quiesced_ && role_ == role::leader) wake(false);
   if (role_ == role::leader) {
     handle_read_request(context, opts_.id);
     return {};
@@ -1061,6 +1153,19 @@ void core<Storage>::start_read_round() {
   ++read_round_;
   round_started_[read_round_] = ticks_;
   acked_round_[opts_.id] = read_round_;
+  if (opts_.quiesce) {
+    // A round whose heartbeats tell every peer that the whole log is committed: once all
+    // acknowledge it, the group may quiesce (unless the log grew meanwhile).
+    const index_t last = log_.last_index();
+    bool quiet = log_.committed() == last;
+    for (const auto& [peer, pr] : progress_) quiet = quiet && pr.match() == last;
+    if (!quiet) {
+      quiet_round_ = 0;
+    } else if (quiet_round_ == 0 || quiet_index_ != last) {
+      quiet_round_ = read_round_;
+      quiet_index_ = last;
+    }
+  }
   broadcast_heartbeat();
   confirm_reads();
 }
@@ -1123,6 +1228,7 @@ template <log_storage Storage>
 std::error_code core<Storage>::transfer_leadership(node_id target) {
   if (role_ != role::leader) return errc::not_leader;
   if (!members_.is_voter(target)) return errc::invalid_transfer_target;
+  if (quiesced_) wake(false);
   if (target == opts_.id || target == transferee_) return {};
   transferee_ = target;
   transfer_elapsed_ = 0;

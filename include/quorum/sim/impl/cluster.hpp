@@ -92,12 +92,48 @@ void cluster<StateMachine>::schedule_tick(node& n) {
   events_->after(n.tick_length, [this, &n, generation] {
     if (n.generation != generation) return;
     if (n.status == node_status::up) {
-      guarded(n, [&] { n.raft->tick(); });
+      // A quiesced core ignores ticks: its host stops its timer (as runtime::replica does) and
+      // only the failure detector runs.
+      if (n.raft->quiesced()) {
+        detect_failures(n);
+      } else {
+        n.leader_silent_ticks = 0;
+        guarded(n, [&] { n.raft->tick(); });
+      }
     } else if (n.status == node_status::paused) {
       ++n.missed_ticks;
     }
     if (n.generation == generation) schedule_tick(n);
   });
+}
+
+template <state_machine StateMachine>
+void cluster<StateMachine>::detect_failures(node& n) {
+  if (options_.suspect_after_ticks <= 0) return;
+  const raft::node_id leader = n.raft->leader();
+  if (leader == raft::no_node || leader == n.id) return;
+  if (random_->chance(options_.false_suspicion)) {
+    suspect(n, "wrongly");
+    return;
+  }
+  const node& l = node_at(leader);
+  const bool reachable = l.status == node_status::up && !network_.blocked(leader, n.id) &&
+                         !network_.blocked(n.id, leader) && !network_.clogged(leader, n.id) &&
+                         !network_.clogged(n.id, leader);
+  n.leader_silent_ticks = reachable ? 0 : n.leader_silent_ticks + 1;
+  if (n.leader_silent_ticks >= options_.suspect_after_ticks) suspect(n, "after silence");
+}
+
+template <state_machine StateMachine>
+void cluster<StateMachine>::suspect(node& n, const char* why) {
+  if (n.status != node_status::up || !n.raft->quiesced()) return;
+  log("node %llu suspects its leader %llu %s", static_cast<unsigned long long>(n.id),
+      static_cast<unsigned long long>(n.raft->leader()), why);
+  trace_->add("suspect");
+  trace_->add(n.id);
+  ++suspicions_;
+  n.leader_silent_ticks = 0;
+  guarded(n, [&] { n.raft->unquiesce(); });
 }
 
 template <state_machine StateMachine>
@@ -291,7 +327,14 @@ void cluster<StateMachine>::apply(node& n, const raft::entry& e) {
 
 template <state_machine StateMachine>
 void cluster<StateMachine>::observe(node& n) {
-  if (!n.raft || n.raft->current_role() != raft::role::leader) return;
+  if (!n.raft) return;
+  const bool quiesced = n.raft->quiesced();
+  if (quiesced && !n.was_quiesced) {
+    log("node %llu quiesces", static_cast<unsigned long long>(n.id));
+    ++quiesces_;
+  }
+  n.was_quiesced = quiesced;
+  if (n.raft->current_role() != raft::role::leader) return;
   const raft::term_t term = n.raft->term();
   if (term == n.observed_leader_term) return;
   n.observed_leader_term = term;
@@ -430,7 +473,22 @@ void cluster<StateMachine>::crash(raft::node_id id) {
   n.held.clear();
   n.status = node_status::down;
   n.missed_ticks = 0;
+  n.was_quiesced = false;
   ++n.generation;
+  if (options_.suspect_after_ticks > 0) {
+    // Its peers' connections to it are reset: quiesced followers suspect it soon.
+    for (auto& other : nodes_) {
+      if (other->status != node_status::up || !other->raft->quiesced() ||
+          other->raft->leader() != id) {
+        continue;
+      }
+      const std::uint64_t generation = other->generation;
+      node* o = other.get();
+      events_->after(random_->between(1, ticks), [this, o, generation] {
+        if (o->generation == generation) suspect(*o, "after its connection reset");
+      });
+    }
+  }
 }
 
 template <state_machine StateMachine>
