@@ -9,8 +9,9 @@
 // with exponential backoff and jitter. An authenticated connection that has sent nothing for a
 // keepalive interval sends a keepalive frame; one that has received nothing for peer_timeout is
 // closed: this per-connection liveness is what lets quiesced groups (which send no heartbeats)
-// notice a dead, paused or cut-off peer (on_peer_lost). Everything runs on one strand; send()
-// may be called from any thread.
+// notice a dead, paused or cut-off peer (on_peer_lost). With settings.tls, every connection is
+// TLS first (the dialer is the client), and the handshake and messages travel inside it.
+// Everything runs on one strand; send() may be called from any thread.
 #pragma once
 
 #include <quorum/detail/random.hpp>
@@ -23,6 +24,8 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
@@ -55,6 +58,14 @@ struct tcp_settings {
   boost::asio::ip::tcp::endpoint listen{boost::asio::ip::make_address("127.0.0.1"), 0};
   /** The other nodes and where they listen. */
   std::map<raft::node_id, boost::asio::ip::tcp::endpoint> peers;
+  /**
+   * Optional TLS (encryption, and certificate checks as the context is set up): null for plain
+   * TCP. Give every node a context with its certificate and key, the cluster's CA, and
+   * verify_peer | verify_fail_if_no_peer_cert, so that both sides check each other. The cluster
+   * handshake still runs inside TLS: certificates say who may connect at all, the cluster
+   * secret which cluster and node a peer is. All nodes must agree on TLS or none.
+   */
+  std::shared_ptr<boost::asio::ssl::context> tls;
   /** Cap on a frame body from an authenticated peer. */
   std::uint32_t max_frame_bytes = transport::default_max_frame_bytes;
   /** Bytes queued for one peer beyond which further messages to it are dropped. */
@@ -187,6 +198,8 @@ class tcp_transport {
     connection(boost::asio::strand<boost::asio::any_io_executor>& strand, transport::handshake h)
         : socket(strand), timer(strand), hs(std::move(h)) {}
     boost::asio::ip::tcp::socket socket;
+    std::optional<boost::asio::ssl::stream<boost::asio::ip::tcp::socket&>> tls;
+    bool secured = false;  // plain TCP, or the TLS handshake completed
     boost::asio::steady_timer timer;
     transport::handshake hs;
     transport::frame_reader reader;
@@ -261,7 +274,7 @@ class tcp_transport {
 
   /** Writes everything queued on `c` in one write, unless a write is in flight. */
   void write(const connection_ptr& c) {
-    if (!c->open || c->write_in_flight || c->out.empty()) return;
+    if (!c->open || !c->secured || c->write_in_flight || c->out.empty()) return;
     c->write_in_flight = true;
     c->wrote_since_keepalive = true;
     c->writing.swap(c->out);
@@ -269,10 +282,8 @@ class tcp_transport {
     messages_sent_ += std::exchange(c->out_messages, 0);
     ++writes_;
     bytes_sent_ += c->writing.size();
-    boost::asio::async_write(
-        c->socket, boost::asio::buffer(c->writing),
-        boost::asio::bind_executor(strand_, [this, c](const boost::system::error_code& ec,
-                                                      std::size_t) {
+    auto done = boost::asio::bind_executor(
+        strand_, [this, c](const boost::system::error_code& ec, std::size_t) {
           c->write_in_flight = false;
           c->writing.clear();
           if (ec) {
@@ -281,7 +292,12 @@ class tcp_transport {
             return;
           }
           write(c);
-        }));
+        });
+    if (c->tls) {
+      boost::asio::async_write(*c->tls, boost::asio::buffer(c->writing), std::move(done));
+    } else {
+      boost::asio::async_write(c->socket, boost::asio::buffer(c->writing), std::move(done));
+    }
   }
 
   /** Queues a frame on the connection itself (handshake frames). */
@@ -346,7 +362,7 @@ class tcp_transport {
         }));
   }
 
-  /** A socket is connected: bound the handshake's time and start reading. */
+  /** A socket is connected: bound the handshake's time, set up TLS if asked, start reading. */
   void begin(const connection_ptr& c) {
     connections_.push_back(c);
     boost::system::error_code ignored;
@@ -361,40 +377,63 @@ class tcp_transport {
                           std::to_string(settings_.handshake_timeout.count()) + " ms");
           }
         }));
+    if (!settings_.tls) {
+      secured(c);
+      return;
+    }
+    c->tls.emplace(c->socket, *settings_.tls);
+    c->tls->async_handshake(
+        c->dialed ? boost::asio::ssl::stream_base::client : boost::asio::ssl::stream_base::server,
+        boost::asio::bind_executor(strand_, [this, c](const boost::system::error_code& ec) {
+          if (!c->open) return;
+          if (ec) {
+            refuse(c, "TLS handshake failed: " + ec.message());
+            return;
+          }
+          secured(c);
+        }));
+  }
+
+  /** The byte stream is ready (TLS set up, if any): read, and write what waits. */
+  void secured(const connection_ptr& c) {
+    c->secured = true;
     read(c);
+    write(c);
   }
 
   void read(const connection_ptr& c) {
-    c->socket.async_read_some(
-        boost::asio::buffer(c->buffer),
-        boost::asio::bind_executor(
-            strand_, [this, c](const boost::system::error_code& ec, std::size_t n) {
-              if (!c->open) return;
-              if (ec) {
-                const std::string why =
-                    ec == boost::asio::error::eof ? "closed by the peer" : ec.message();
-                if (!c->hs.authenticated() && !c->dialed) {
-                  log("the connection from " + c->remote + " was " +
-                      (ec == boost::asio::error::eof ? "closed" : "lost: " + ec.message()) +
-                      " before it authenticated (the peer may have refused our credentials)");
-                }
-                close(c, why);
-                return;
-              }
-              c->last_received = std::chrono::steady_clock::now();
-              c->reader.feed(std::span(c->buffer.data(), n));
-              while (c->open) {
-                std::optional<transport::frame> f = c->reader.next();
-                if (!f) break;
-                handle(c, *f);
-              }
-              if (!c->open) return;
-              if (c->reader.error()) {
-                refuse(c, c->reader.reason());
-                return;
-              }
-              read(c);
-            }));
+    auto done = boost::asio::bind_executor(strand_, [this, c](const boost::system::error_code& ec,
+                                                              std::size_t n) {
+      if (!c->open) return;
+      if (ec) {
+        const std::string why = ec == boost::asio::error::eof ? "closed by the peer" : ec.message();
+        if (!c->hs.authenticated() && !c->dialed) {
+          log("the connection from " + c->remote + " was " +
+              (ec == boost::asio::error::eof ? "closed" : "lost: " + ec.message()) +
+              " before it authenticated (the peer may have refused our credentials)");
+        }
+        close(c, why);
+        return;
+      }
+      c->last_received = std::chrono::steady_clock::now();
+      c->reader.feed(std::span(c->buffer.data(), n));
+      while (c->open) {
+        std::optional<transport::frame> f = c->reader.next();
+        if (!f) break;
+        handle(c, *f);
+      }
+      if (!c->open) return;
+      if (c->reader.error()) {
+        refuse(c, c->reader.reason());
+        return;
+      }
+      read(c);
+    });
+    if (c->tls) {
+      c->tls->async_read_some(boost::asio::buffer(c->buffer), std::move(done));
+    } else {
+      c->socket.async_read_some(boost::asio::buffer(c->buffer), std::move(done));
+    }
   }
 
   void handle(const connection_ptr& c, transport::frame& f) {
