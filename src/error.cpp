@@ -42,6 +42,8 @@ class category final : public std::error_category {
         return "the proposal was overwritten by another leader's entry and not applied; retry";
       case errc::shutting_down:
         return "the replica is stopping or stopped; the operation did not run";
+      case errc::invalid_command:
+        return "the queue command names an unknown consumer or a message it does not hold";
     }
     return "unknown quorum error";
   }

@@ -49,6 +49,9 @@ enum class errc {
   proposal_dropped = 17,
   /** The replica is stopping (or stopped on a storage failure); the operation did not run. */
   shutting_down = 18,
+  /** A queue command names a consumer that is not attached, or a message that consumer does not
+   *  hold; it changed nothing. */
+  invalid_command = 19,
 };
 
 /** The category of quorum::errc; its name is "quorum". */
