@@ -37,6 +37,12 @@ class reader {
 };
 
 constexpr std::uint8_t command_version = 1;
+
+effects failed(std::error_code ec) {
+  effects out;
+  out.error = ec;
+  return out;
+}
 constexpr std::uint8_t snapshot_version = 1;
 
 }  // namespace
@@ -50,6 +56,11 @@ raft::shared_bytes encode(const command& c) {
   put(out, c.priority, 1);
   put(out, c.prefetch, 4);
   put(out, static_cast<std::uint8_t>(c.outcome), 1);
+  put(out, static_cast<std::uint64_t>(c.time), 8);
+  put(out, static_cast<std::uint64_t>(c.ttl_ms), 8);
+  put(out, c.producer, 8);
+  put(out, c.sequence, 8);
+  put(out, static_cast<std::uint32_t>(c.consumer_priority), 4);
   put(out, c.ids.size(), 4);
   for (message_id id : c.ids) put(out, id, 8);
   return raft::shared_bytes(std::move(out));
@@ -60,7 +71,7 @@ std::optional<command> decode(std::span<const std::byte> bytes, std::error_code&
   command c;
   if (in.number(1) != command_version) in.fail();
   const auto type = in.number(1);
-  if (type < 1 || type > 5) in.fail();
+  if (type < 1 || type > 7) in.fail();
   c.type = static_cast<command::kind>(type);
   c.consumer = in.number(8);
   c.size = static_cast<std::uint32_t>(in.number(4));
@@ -70,6 +81,12 @@ std::optional<command> decode(std::span<const std::byte> bytes, std::error_code&
   const auto outcome = in.number(1);
   if (outcome < 1 || outcome > 3) in.fail();
   c.outcome = static_cast<settlement>(outcome);
+  c.time = static_cast<std::int64_t>(in.number(8));
+  c.ttl_ms = static_cast<std::int64_t>(in.number(8));
+  if (c.time < 0 || c.ttl_ms < 0) in.fail();
+  c.producer = in.number(8);
+  c.sequence = in.number(8);
+  c.consumer_priority = static_cast<std::int32_t>(static_cast<std::uint32_t>(in.number(4)));
   const std::uint64_t count = in.number(4);
   // The count is checked against the bytes present before anything is reserved.
   if (count != in.remaining() / 8 || in.remaining() % 8 != 0) in.fail();
@@ -86,64 +103,146 @@ std::optional<command> decode(std::span<const std::byte> bytes, std::error_code&
 effects state_machine::apply(const raft::entry& e) {
   std::error_code ec;
   std::optional<command> c = decode(e.payload.bytes(), ec);
-  if (!c) return {{}, {}, ec};
+  if (!c) return failed(ec);
   return apply(e.index, *c);
 }
 
 effects state_machine::apply(raft::index_t index, const command& c) {
   effects out;
+  // Refusals first, so that a refused command changes nothing (not even the clock).
+  if (c.type == command::kind::detach && !consumers_.contains(c.consumer)) {
+    return failed(errc::invalid_command);
+  }
+  if (c.type == command::kind::settle) {
+    auto it = consumers_.find(c.consumer);
+    if (it == consumers_.end()) return failed(errc::invalid_command);
+    std::set<message_id> seen;
+    for (message_id id : c.ids) {
+      if (!it->second.unacked.contains(id) || !seen.insert(id).second) {
+        return failed(errc::invalid_command);
+      }
+    }
+  }
+  now_ = std::max(now_, c.time);
+  if (last_used_ < 0) last_used_ = now_;  // a new queue counts as used when it starts
   switch (c.type) {
-    case command::kind::enqueue:
-      messages_[index] = message{c.size, c.priority, 0, false};
-      ready_.insert({c.priority, index});
+    case command::kind::enqueue: enqueue(index, c, out); break;
+    case command::kind::attach: {
+      consumer& who = consumers_[c.consumer];
+      // Attaching again changes prefetch and priority; what the consumer holds stays with it.
+      if (!who.attached) who.arrival = ++arrivals_;
+      who.attached = true;
+      who.prefetch = c.prefetch;
+      who.priority = c.consumer_priority;
+      last_used_ = now_;
       break;
-    case command::kind::attach:
-      // Attaching again changes the prefetch; what the consumer holds stays with it.
-      consumers_[c.consumer].prefetch = c.prefetch;
-      break;
+    }
     case command::kind::detach: {
       auto it = consumers_.find(c.consumer);
-      if (it == consumers_.end()) return {{}, {}, errc::invalid_command};
       // A consumer that goes away releases what it held, in order, without counting a failure.
-      const std::set<message_id> held = std::move(it->second.unacked);
+      const auto held = std::move(it->second.unacked);
       consumers_.erase(it);
-      for (message_id id : held) give_back(id, false, out);
+      if (active_ == c.consumer) active_ = 0;
+      for (const auto& [id, since] : held) give_back(id, false, out);
+      last_used_ = now_;
       break;
     }
     case command::kind::settle: {
-      auto it = consumers_.find(c.consumer);
-      if (it == consumers_.end()) return {{}, {}, errc::invalid_command};
+      consumer& who = consumers_.at(c.consumer);
       for (message_id id : c.ids) {
-        if (!it->second.unacked.contains(id)) return {{}, {}, errc::invalid_command};
-      }
-      for (message_id id : c.ids) {
-        it->second.unacked.erase(id);
+        who.unacked.erase(id);
         switch (c.outcome) {
-          case settlement::ack:
-            messages_.erase(id);
-            out.removals.push_back({id, removal::acked});
-            break;
+          case settlement::ack: discard(id, removal::acked, out); break;
           case settlement::requeue: give_back(id, true, out); break;
-          case settlement::reject:
-            messages_.erase(id);
-            out.removals.push_back({id, options_.dead_letter_target.empty()
-                                            ? removal::dropped
-                                            : removal::dead_lettered});
-            break;
+          case settlement::reject: discard(id, removal::dropped, out); break;
         }
       }
       break;
     }
-    case command::kind::purge:
-      for (const auto& [priority, id] : ready_) {
-        messages_.erase(id);
-        out.removals.push_back({id, removal::purged});
-      }
-      ready_.clear();
+    case command::kind::purge: {
+      std::vector<message_id> doomed;
+      for (const auto& [priority, id] : ready_) doomed.push_back(id);
+      for (const auto& [at, id] : delayed_) doomed.push_back(id);
+      delayed_.clear();
+      for (message_id id : doomed) discard(id, removal::purged, out);
       break;
+    }
+    case command::kind::get: {
+      last_used_ = now_;
+      housekeeping(out);  // nothing expired may be handed out
+      if (ready_.empty()) break;
+      consumer& who = consumers_[c.consumer];
+      hand_over(c.consumer, who, ready_.begin()->second, out);
+      break;
+    }
+    case command::kind::tick: break;
   }
+  housekeeping(out);
+  choose_active();
   deliver(out);
   return out;
+}
+
+void state_machine::enqueue(raft::index_t index, const command& c, effects& out) {
+  if (c.producer != 0) {
+    auto [it, first] = producers_.try_emplace(c.producer, c.sequence);
+    if (!first && c.sequence <= it->second) {
+      out.published = effects::publish::duplicate;  // confirmed before: nothing to do
+      return;
+    }
+    it->second = c.sequence;
+  }
+  auto over = [&](std::uint64_t extra_count, std::uint64_t extra_bytes) {
+    return (options_.max_length != 0 && ready_.size() + extra_count > options_.max_length) ||
+           (options_.max_length_bytes != 0 &&
+            ready_bytes_ + extra_bytes > options_.max_length_bytes);
+  };
+  if (options_.overflow != overflow::drop_head && over(1, c.size)) {
+    if (options_.overflow == overflow::reject_publish_dlx) {
+      out.published = effects::publish::rejected_dlx;
+      out.removals.push_back(
+          {index, options_.dead_letter_target.empty() ? removal::dropped : removal::dead_lettered});
+    } else {
+      out.published = effects::publish::rejected;
+    }
+    return;
+  }
+  std::int64_t ttl = options_.message_ttl_ms;
+  if (c.ttl_ms > 0 && (ttl == 0 || c.ttl_ms < ttl)) ttl = c.ttl_ms;
+  messages_[index] = message{c.size, c.priority, 0, false, ttl > 0 ? now_ + ttl : 0, 0};
+  make_ready(index);
+  out.published = effects::publish::accepted;
+  // drop-head: the oldest messages at the head make room (the new one last of all).
+  while (over(0, 0)) {
+    auto head = ready_.begin();
+    if (head->second == index && ready_.size() > 1) ++head;
+    discard(head->second, removal::dropped, out);
+  }
+}
+
+void state_machine::make_ready(message_id id) {
+  const message& m = messages_.at(id);
+  ready_.insert({m.priority, id});
+  ready_bytes_ += m.size;
+  if (m.expires_at != 0) expiry_.insert({m.expires_at, id});
+}
+
+void state_machine::unready(message_id id) {
+  const message& m = messages_.at(id);
+  if (ready_.erase({m.priority, id}) == 0) return;
+  ready_bytes_ -= m.size;
+  expiry_.erase({m.expires_at, id});
+}
+
+void state_machine::discard(message_id id, removal why, effects& out) {
+  unready(id);
+  messages_.erase(id);
+  // Rejected, dropped and expired messages go to the dead-letter target if there is one.
+  if ((why == removal::dropped || why == removal::expired) &&
+      !options_.dead_letter_target.empty()) {
+    why = removal::dead_lettered;
+  }
+  out.removals.push_back({id, why});
 }
 
 void state_machine::give_back(message_id id, bool count_failure, effects& out) {
@@ -151,43 +250,137 @@ void state_machine::give_back(message_id id, bool count_failure, effects& out) {
   if (count_failure) ++m.failed;
   if (count_failure && options_.delivery_limit >= 0 &&
       m.failed > static_cast<std::uint32_t>(options_.delivery_limit)) {
-    messages_.erase(id);
-    out.removals.push_back(
-        {id, options_.dead_letter_target.empty() ? removal::dropped : removal::dead_lettered});
+    discard(id, removal::dropped, out);
     return;
   }
-  ready_.insert({m.priority, id});
+  if (count_failure && options_.retry_min_ms > 0) {
+    // Delayed retry: min, 2 min, 4 min ... up to max.
+    std::int64_t delay = options_.retry_min_ms;
+    for (std::uint32_t i = 1; i < m.failed && delay < options_.retry_max_ms; ++i) delay *= 2;
+    if (options_.retry_max_ms > 0) delay = std::min(delay, options_.retry_max_ms);
+    m.ready_at = now_ + delay;
+    delayed_.insert({m.ready_at, id});
+    return;
+  }
+  make_ready(id);
+}
+
+void state_machine::housekeeping(effects& out) {
+  while (!delayed_.empty() && delayed_.begin()->first <= now_) {
+    const message_id id = delayed_.begin()->second;
+    delayed_.erase(delayed_.begin());
+    messages_.at(id).ready_at = 0;
+    make_ready(id);
+  }
+  // TTL: a ready message expires wherever it sits, not only at the head.
+  while (!expiry_.empty() && expiry_.begin()->first <= now_) {
+    const message_id id = expiry_.begin()->second;
+    discard(id, removal::expired, out);
+  }
+  if (options_.consumer_timeout_ms > 0) {
+    for (auto& [id, c] : consumers_) {
+      std::vector<message_id> late;
+      for (const auto& [m, since] : c.unacked) {
+        if (now_ - since >= options_.consumer_timeout_ms) late.push_back(m);
+      }
+      if (late.empty()) continue;
+      out.timed_out.push_back(id);
+      for (message_id m : late) {
+        c.unacked.erase(m);
+        give_back(m, false, out);
+      }
+    }
+  }
+  const bool in_use = std::any_of(consumers_.begin(), consumers_.end(),
+                                  [](const auto& c) { return c.second.attached; });
+  if (in_use) last_used_ = now_;
+  if (options_.expires_ms > 0 && !expired_ && now_ - last_used_ >= options_.expires_ms) {
+    expired_ = true;
+    out.queue_expired = true;
+  }
+}
+
+void state_machine::choose_active() {
+  if (!options_.single_active_consumer) return;
+  const consumer* current = nullptr;
+  if (auto it = consumers_.find(active_); it != consumers_.end() && it->second.attached) {
+    current = &it->second;
+  } else {
+    active_ = 0;
+  }
+  // The best candidate: highest priority, then the earliest to attach.
+  consumer_id best = 0;
+  const consumer* best_c = nullptr;
+  for (const auto& [id, c] : consumers_) {
+    if (!c.attached) continue;
+    if (best_c == nullptr || c.priority > best_c->priority ||
+        (c.priority == best_c->priority && c.arrival < best_c->arrival)) {
+      best = id;
+      best_c = &c;
+    }
+  }
+  if (current == nullptr) {
+    active_ = best;
+  } else if (best_c != nullptr && best_c->priority > current->priority &&
+             current->unacked.empty()) {
+    active_ = best;  // takeover, once the active consumer has settled what it held
+  }
+}
+
+bool state_machine::may_receive(const consumer& c) const {
+  return c.attached && c.unacked.size() < c.prefetch;
 }
 
 void state_machine::deliver(effects& out) {
-  // Round robin over consumers with credit, starting after the last one served; each turn
-  // hands the next ready message to the next consumer that has room.
   while (!ready_.empty()) {
-    auto it = consumers_.lower_bound(next_turn_);
-    std::size_t looked = 0;
-    for (; looked < consumers_.size(); ++looked, ++it) {
-      if (it == consumers_.end()) it = consumers_.begin();
-      if (it->second.unacked.size() < it->second.prefetch) break;
+    consumer_id chosen = 0;
+    if (options_.single_active_consumer) {
+      // A higher-priority consumer waiting to take over stops new deliveries to the active one.
+      auto it = consumers_.find(active_);
+      if (it == consumers_.end() || !may_receive(it->second)) return;
+      for (const auto& [id, c] : consumers_) {
+        if (c.attached && c.priority > it->second.priority) return;
+      }
+      chosen = active_;
+    } else {
+      // Consumer priorities: only the highest priority with credit is served; round robin
+      // among those, starting after the last one served.
+      std::optional<std::int32_t> top;
+      for (const auto& [id, c] : consumers_) {
+        if (may_receive(c) && (!top || c.priority > *top)) top = c.priority;
+      }
+      if (!top) return;
+      auto it = consumers_.lower_bound(next_turn_);
+      for (std::size_t looked = 0; looked < consumers_.size(); ++looked, ++it) {
+        if (it == consumers_.end()) it = consumers_.begin();
+        if (may_receive(it->second) && it->second.priority == *top) break;
+      }
+      chosen = it->first;
+      next_turn_ = chosen + 1;
     }
-    if (looked == consumers_.size()) return;  // nobody has credit
-    const auto [priority, id] = *ready_.begin();
-    ready_.erase(ready_.begin());
-    message& m = messages_.at(id);
-    it->second.unacked.insert(id);
-    out.deliveries.push_back({it->first, id, m.failed, m.delivered});
-    m.delivered = true;
-    next_turn_ = it->first + 1;
+    hand_over(chosen, consumers_.at(chosen), ready_.begin()->second, out);
   }
+}
+
+void state_machine::hand_over(consumer_id who, consumer& c, message_id id, effects& out) {
+  unready(id);
+  message& m = messages_.at(id);
+  c.unacked.emplace(id, now_);
+  out.deliveries.push_back({who, id, m.failed, m.delivered});
+  m.delivered = true;
 }
 
 queue_status state_machine::status() const {
   queue_status s;
-  for (const auto& [id, m] : messages_) {
-    const bool ready = ready_.contains({m.priority, id});
-    (ready ? s.ready : s.unacked) += 1;
-    (ready ? s.ready_bytes : s.unacked_bytes) += m.size;
+  s.ready = ready_.size();
+  s.ready_bytes = ready_bytes_;
+  s.delayed = delayed_.size();
+  for (const auto& [id, c] : consumers_) {
+    s.unacked += c.unacked.size();
+    for (const auto& [m, since] : c.unacked) s.unacked_bytes += messages_.at(m).size;
+    if (c.attached) ++s.consumers;
   }
-  s.consumers = consumers_.size();
+  s.active_consumer = active_;
   return s;
 }
 
@@ -197,11 +390,27 @@ raft::index_t state_machine::oldest_live() const {
 
 raft::shared_bytes state_machine::snapshot() const {
   std::vector<std::byte> out;
+  auto put_signed = [&](std::int64_t v) { put(out, static_cast<std::uint64_t>(v), 8); };
   put(out, snapshot_version, 1);
+  // Options.
   put(out, static_cast<std::uint32_t>(options_.delivery_limit), 4);
   put(out, options_.dead_letter_target.size(), 4);
   for (char ch : options_.dead_letter_target) out.push_back(static_cast<std::byte>(ch));
+  put(out, options_.max_length, 8);
+  put(out, options_.max_length_bytes, 8);
+  put(out, static_cast<std::uint8_t>(options_.overflow), 1);
+  for (std::int64_t v : {options_.message_ttl_ms, options_.expires_ms, options_.consumer_timeout_ms,
+                         options_.retry_min_ms, options_.retry_max_ms}) {
+    put_signed(v);
+  }
+  put(out, options_.single_active_consumer ? 1 : 0, 1);
+  // State.
+  put_signed(now_);
+  put_signed(last_used_);
+  put(out, expired_ ? 1 : 0, 1);
   put(out, next_turn_, 8);
+  put(out, arrivals_, 8);
+  put(out, active_, 8);
   put(out, messages_.size(), 8);
   for (const auto& [id, m] : messages_) {
     put(out, id, 8);
@@ -209,57 +418,113 @@ raft::shared_bytes state_machine::snapshot() const {
     put(out, m.priority, 1);
     put(out, m.failed, 4);
     put(out, m.delivered ? 1 : 0, 1);
+    put_signed(m.expires_at);
+    put_signed(m.ready_at);
   }
   put(out, consumers_.size(), 8);
   for (const auto& [id, c] : consumers_) {
     put(out, id, 8);
     put(out, c.prefetch, 4);
+    put(out, static_cast<std::uint32_t>(c.priority), 4);
+    put(out, c.arrival, 8);
+    put(out, c.attached ? 1 : 0, 1);
     put(out, c.unacked.size(), 8);
-    for (message_id m : c.unacked) put(out, m, 8);
+    for (const auto& [m, since] : c.unacked) {
+      put(out, m, 8);
+      put_signed(since);
+    }
+  }
+  put(out, producers_.size(), 8);
+  for (const auto& [producer, sequence] : producers_) {
+    put(out, producer, 8);
+    put(out, sequence, 8);
   }
   return raft::shared_bytes(std::move(out));
 }
 
 bool state_machine::restore(const raft::shared_bytes& bytes) {
   reader in(bytes.bytes());
+  auto get_signed = [&] { return static_cast<std::int64_t>(in.number(8)); };
+  auto get_flag = [&] {
+    const auto v = in.number(1);
+    if (v > 1) in.fail();
+    return v == 1;
+  };
   state_machine s;
   if (in.number(1) != snapshot_version) return false;
-  s.options_.delivery_limit = static_cast<std::int32_t>(static_cast<std::uint32_t>(in.number(4)));
+  queue_options& o = s.options_;
+  o.delivery_limit = static_cast<std::int32_t>(static_cast<std::uint32_t>(in.number(4)));
   const std::uint64_t name = in.number(4);
   if (name > in.remaining()) return false;
   for (std::uint64_t i = 0; i < name; ++i) {
-    s.options_.dead_letter_target.push_back(static_cast<char>(in.number(1)));
+    o.dead_letter_target.push_back(static_cast<char>(in.number(1)));
   }
+  o.max_length = in.number(8);
+  o.max_length_bytes = in.number(8);
+  const auto mode = in.number(1);
+  if (mode < 1 || mode > 3) return false;
+  o.overflow = static_cast<overflow>(mode);
+  for (std::int64_t* v : {&o.message_ttl_ms, &o.expires_ms, &o.consumer_timeout_ms, &o.retry_min_ms,
+                          &o.retry_max_ms}) {
+    *v = get_signed();
+  }
+  o.single_active_consumer = get_flag();
+  s.now_ = get_signed();
+  s.last_used_ = get_signed();
+  s.expired_ = get_flag();
   s.next_turn_ = in.number(8);
+  s.arrivals_ = in.number(8);
+  s.active_ = in.number(8);
   const std::uint64_t messages = in.number(8);
-  if (messages > in.remaining() / 18) return false;
+  if (messages > in.remaining() / 34) return false;
   for (std::uint64_t i = 0; i < messages; ++i) {
     const message_id id = in.number(8);
     message m;
     m.size = static_cast<std::uint32_t>(in.number(4));
     m.priority = static_cast<std::uint8_t>(in.number(1));
     m.failed = static_cast<std::uint32_t>(in.number(4));
-    m.delivered = in.number(1) != 0;
+    m.delivered = get_flag();
+    m.expires_at = get_signed();
+    m.ready_at = get_signed();
     if (m.priority > max_priority || !s.messages_.emplace(id, m).second) return false;
   }
   const std::uint64_t consumers = in.number(8);
-  if (consumers > in.remaining() / 20) return false;
+  if (consumers > in.remaining() / 33) return false;
   std::set<message_id> held;
   for (std::uint64_t i = 0; i < consumers && in.ok(); ++i) {
     consumer& c = s.consumers_[in.number(8)];
     c.prefetch = static_cast<std::uint32_t>(in.number(4));
+    c.priority = static_cast<std::int32_t>(static_cast<std::uint32_t>(in.number(4)));
+    c.arrival = in.number(8);
+    c.attached = get_flag();
     const std::uint64_t count = in.number(8);
-    if (count > in.remaining() / 8) return false;
+    if (count > in.remaining() / 16) return false;
     for (std::uint64_t k = 0; k < count; ++k) {
       const message_id id = in.number(8);
+      const std::int64_t since = get_signed();
       // Every held message is live and held by one consumer only.
       if (!s.messages_.contains(id) || !held.insert(id).second) return false;
-      c.unacked.insert(id);
+      c.unacked.emplace(id, since);
     }
   }
-  if (!in.ok() || in.remaining() != 0) return false;
+  const std::uint64_t producers = in.number(8);
+  if (producers > in.remaining() / 16) return false;
+  for (std::uint64_t i = 0; i < producers; ++i) {
+    const std::uint64_t producer = in.number(8);
+    s.producers_[producer] = in.number(8);
+  }
+  if (!in.ok() || in.remaining() != 0 || s.consumers_.size() != consumers ||
+      s.producers_.size() != producers) {
+    return false;
+  }
+  // Messages not held are delayed (a retry time ahead) or ready.
   for (const auto& [id, m] : s.messages_) {
-    if (!held.contains(id)) s.ready_.insert({m.priority, id});
+    if (held.contains(id)) continue;
+    if (m.ready_at != 0) {
+      s.delayed_.insert({m.ready_at, id});
+    } else {
+      s.make_ready(id);
+    }
   }
   *this = std::move(s);
   return true;

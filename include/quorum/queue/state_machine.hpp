@@ -2,7 +2,9 @@
 // commands in log order and reaches the same state. It keeps metadata only (log index, size,
 // priority, delivery count); bodies stay in the Raft log and the host reads them back by index
 // to deliver. apply() returns the effects a host acts on: deliveries to consumers, and messages
-// that left the queue for good (acknowledged, dropped or dead-lettered). No clock, no I/O.
+// that left the queue for good (acknowledged, dropped, expired or dead-lettered). No clock and
+// no I/O: time arrives in the commands (the leader stamps each with its clock; the state
+// machine never lets it run backwards), so every replica expires the same messages.
 #pragma once
 
 #include <quorum/raft/types.hpp>
@@ -25,6 +27,13 @@ using consumer_id = std::uint64_t;
 /** Strict priorities 0 (lowest) to max_priority; higher is delivered first. */
 inline constexpr std::uint8_t max_priority = 31;
 
+/** What a full queue does with one more message (max_length, max_length_bytes). */
+enum class overflow : std::uint8_t {
+  drop_head = 1,           // the oldest ready messages make room (dead-lettered or dropped)
+  reject_publish = 2,      // the new message is refused (the publisher gets a negative confirm)
+  reject_publish_dlx = 3,  // refused, and dead-lettered
+};
+
 /** Per-queue settings, fixed when the queue is declared. */
 struct queue_options {
   /** A message returned by consumers (nack or reject with requeue) more than this many times
@@ -34,6 +43,26 @@ struct queue_options {
   std::int32_t delivery_limit = 20;
   /** Where dead-lettered messages go (the host routes them); empty: they are dropped. */
   std::string dead_letter_target;
+  /** Ready messages (and their body bytes) beyond which `overflow` applies; 0: no limit.
+   *  Unacknowledged messages do not count. */
+  std::uint64_t max_length = 0;
+  std::uint64_t max_length_bytes = 0;
+  queue::overflow overflow = overflow::drop_head;
+  /** A ready message older than this expires wherever it sits (0: never); a message's own TTL
+   *  may shorten it. Delivered messages do not expire. */
+  std::int64_t message_ttl_ms = 0;
+  /** The queue expires once unused (no consumer attached, no get) for this long (0: never). */
+  std::int64_t expires_ms = 0;
+  /** A message held unacknowledged longer than this is taken back from its consumer and
+   *  released (0: never); the host should tell that consumer. */
+  std::int64_t consumer_timeout_ms = 0;
+  /** Delayed retry: a requeued message waits min * 2^(failures - 1) ms, at most max, before it
+   *  is ready again (0: at once). */
+  std::int64_t retry_min_ms = 0;
+  std::int64_t retry_max_ms = 0;
+  /** One consumer at a time receives messages: the highest priority, then the earliest. A
+   *  higher-priority consumer takes over once the active one holds nothing. */
+  bool single_active_consumer = false;
 
   friend bool operator==(const queue_options&, const queue_options&) = default;
 };
@@ -53,6 +82,8 @@ struct command {
     detach = 3,   // consumer: its unacknowledged messages return, uncounted
     settle = 4,   // consumer, outcome, ids
     purge = 5,    // every ready message is dropped (unacknowledged ones stay)
+    get = 6,      // consumer: one ready message, held like a delivery, whatever its prefetch
+    tick = 7,     // time passes: expiries, timeouts and delayed retries take effect
   };
   kind type = kind::enqueue;
   consumer_id consumer = 0;
@@ -61,6 +92,16 @@ struct command {
   std::uint32_t prefetch = 0;
   settlement outcome = settlement::ack;
   std::vector<message_id> ids;
+  /** The proposer's clock (ms); every command carries it. */
+  std::int64_t time = 0;
+  /** Enqueue: this message's TTL (ms, 0: the queue's). */
+  std::int64_t ttl_ms = 0;
+  /** Enqueue: publisher deduplication; a sequence at or below the producer's last is a
+   *  duplicate and enqueues nothing (producer 0: no deduplication). */
+  std::uint64_t producer = 0;
+  std::uint64_t sequence = 0;
+  /** Attach: the consumer's priority (higher is served first). */
+  std::int32_t consumer_priority = 0;
 
   friend bool operator==(const command&, const command&) = default;
 };
@@ -83,7 +124,13 @@ struct delivery {
 };
 
 /** Why a message left the queue. */
-enum class removal : std::uint8_t { acked, dropped, dead_lettered, purged };
+enum class removal : std::uint8_t {
+  acked,
+  dropped,        // rejected, or over the delivery limit or max length, with no target
+  dead_lettered,  // the same, with a dead-letter target: the host routes it there
+  purged,
+  expired,  // its TTL ran out (dead-lettered too if the queue has a target)
+};
 
 struct removed {
   message_id id = 0;
@@ -96,6 +143,13 @@ struct removed {
 struct effects {
   std::vector<delivery> deliveries;
   std::vector<removed> removals;
+  /** Enqueue: what became of the message. */
+  enum class publish : std::uint8_t { none, accepted, duplicate, rejected, rejected_dlx };
+  publish published = publish::none;
+  /** Consumers whose unacknowledged messages were taken back by the consumer timeout. */
+  std::vector<consumer_id> timed_out;
+  /** The queue has been unused for queue_options::expires_ms: the host deletes it. */
+  bool queue_expired = false;
   /** Empty on success; errc::malformed_message (undecodable command) or errc::invalid_command
    *  (an unknown consumer, a message it does not hold) otherwise. The state is unchanged. */
   std::error_code error;
@@ -107,7 +161,11 @@ struct queue_status {
   std::uint64_t unacked = 0;
   std::uint64_t ready_bytes = 0;
   std::uint64_t unacked_bytes = 0;
+  /** Requeued messages waiting out their retry delay. */
+  std::uint64_t delayed = 0;
   std::uint64_t consumers = 0;
+  /** The consumer that receives messages under single_active_consumer, or 0. */
+  consumer_id active_consumer = 0;
 };
 
 class state_machine {
@@ -138,12 +196,17 @@ class state_machine {
     std::uint8_t priority = 0;
     std::uint32_t failed = 0;
     bool delivered = false;
+    std::int64_t expires_at = 0;  // 0: never
+    std::int64_t ready_at = 0;    // delayed retry: not ready before this time
 
     friend bool operator==(const message&, const message&) = default;
   };
   struct consumer {
     std::uint32_t prefetch = 0;
-    std::set<message_id> unacked;
+    std::int32_t priority = 0;
+    std::uint64_t arrival = 0;                   // attach order, for single active consumer
+    bool attached = false;                       // false: it only holds messages it took with get
+    std::map<message_id, std::int64_t> unacked;  // id -> when delivered
 
     friend bool operator==(const consumer&, const consumer&) = default;
   };
@@ -156,14 +219,31 @@ class state_machine {
     }
   };
 
-  void deliver(effects& out);
+  void enqueue(raft::index_t index, const command& c, effects& out);
+  void make_ready(message_id id);
+  void unready(message_id id);
+  void discard(message_id id, removal why, effects& out);
   void give_back(message_id id, bool count_failure, effects& out);
+  void housekeeping(effects& out);
+  void choose_active();
+  bool may_receive(const consumer& c) const;
+  void deliver(effects& out);
+  void hand_over(consumer_id who, consumer& c, message_id id, effects& out);
 
   queue_options options_;
-  std::map<message_id, message> messages_;  // every live message, ready or unacknowledged
+  std::int64_t now_ = 0;
+  std::map<message_id, message> messages_;  // every live message: ready, delayed or unacked
   std::set<std::pair<std::uint8_t, message_id>, delivery_order> ready_;
+  std::uint64_t ready_bytes_ = 0;
+  std::set<std::pair<std::int64_t, message_id>> expiry_;   // ready messages with a TTL
+  std::set<std::pair<std::int64_t, message_id>> delayed_;  // requeued, waiting to retry
   std::map<consumer_id, consumer> consumers_;
   consumer_id next_turn_ = 0;  // round robin: the consumer after the last one served
+  std::uint64_t arrivals_ = 0;
+  consumer_id active_ = 0;                            // single active consumer
+  std::map<std::uint64_t, std::uint64_t> producers_;  // producer -> last sequence
+  std::int64_t last_used_ = -1;  // -1: nothing applied yet (the queue is new)
+  bool expired_ = false;
 };
 
 }  // namespace quorum::queue

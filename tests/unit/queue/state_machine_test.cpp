@@ -1,10 +1,15 @@
 // Rule-named tests of the quorum queue's state machine (issue 7, first slice): FIFO within a
 // priority, strict priorities, prefetch (credit), ack, requeue, reject, the delivery limit,
 // dead-lettering, consumers that detach, purge, the command codec and snapshots.
+#include <quorum/detail/random.hpp>
 #include <quorum/error.hpp>
 #include <quorum/queue/state_machine.hpp>
 
 #include <catch2/catch.hpp>
+
+#include <functional>
+#include <map>
+#include <set>
 
 using namespace quorum;
 using namespace quorum::queue;
@@ -15,21 +20,38 @@ namespace {
 struct fixture {
   explicit fixture(queue_options o = {}) : sm(std::move(o)) {}
 
-  effects run(const command& c) { return sm.apply(raft::entry{1, ++index, encode(c)}); }
+  /** Applies `c` as the next log entry, stamped with the fixture's clock. */
+  effects run(command c) {
+    c.time = now;
+    return sm.apply(raft::entry{1, ++index, encode(c)});
+  }
   message_id publish(std::uint8_t priority = 0, std::uint32_t size = 10) {
     command c;
     c.type = command::kind::enqueue;
     c.size = size;
     c.priority = priority;
-    REQUIRE_FALSE(run(c).error);
+    last = run(c);
+    REQUIRE_FALSE(last.error);
     return index;
   }
-  effects attach(consumer_id who, std::uint32_t prefetch) {
+  effects attach(consumer_id who, std::uint32_t prefetch, std::int32_t priority = 0) {
     command c;
     c.type = command::kind::attach;
     c.consumer = who;
     c.prefetch = prefetch;
+    c.consumer_priority = priority;
     return run(c);
+  }
+  effects simple(command::kind kind, consumer_id who = 0) {
+    command c;
+    c.type = kind;
+    c.consumer = who;
+    return run(c);
+  }
+  /** Lets `ms` pass and applies a tick. */
+  effects wait(std::int64_t ms) {
+    now += ms;
+    return simple(command::kind::tick);
   }
   effects settle(consumer_id who, settlement outcome, std::vector<message_id> ids) {
     command c;
@@ -48,7 +70,15 @@ struct fixture {
 
   state_machine sm;
   raft::index_t index = 0;
+  std::int64_t now = 1000;
+  effects last;
 };
+
+queue_options with(std::function<void(queue_options&)> set) {
+  queue_options o;
+  set(o);
+  return o;
+}
 
 std::vector<message_id> ids_of(const effects& e) {
   std::vector<message_id> out;
@@ -252,4 +282,323 @@ TEST_CASE("commands survive the codec, and malformed commands are refused", "[qu
   }
   fixture q;
   CHECK(q.sm.apply(raft::entry{1, 1, raft::shared_bytes("junk")}).error == errc::malformed_message);
+}
+
+TEST_CASE("a retried publish with a sequence already seen enqueues nothing",
+          "[queue][deduplication]") {
+  fixture q;
+  command c;
+  c.type = command::kind::enqueue;
+  c.producer = 7;
+  c.sequence = 1;
+  CHECK(q.run(c).published == effects::publish::accepted);
+  CHECK(q.run(c).published == effects::publish::duplicate);  // the same publish, retried
+  c.sequence = 2;
+  CHECK(q.run(c).published == effects::publish::accepted);
+  c.sequence = 1;
+  CHECK(q.run(c).published == effects::publish::duplicate);  // late retry of an older one
+  c.producer = 8;                                            // another producer's sequence space
+  CHECK(q.run(c).published == effects::publish::accepted);
+  CHECK(q.sm.status().ready == 3);
+}
+
+TEST_CASE("a one-shot get takes the head message, held until settled", "[queue][get]") {
+  fixture q;
+  CHECK(q.simple(command::kind::get, 5).deliveries.empty());  // empty queue: nothing
+  const message_id a = q.publish(), b = q.publish();
+  const effects got = q.simple(command::kind::get, 5);
+  REQUIRE(got.deliveries.size() == 1);
+  CHECK(got.deliveries[0].id == a);
+  CHECK(q.sm.status().unacked == 1);
+  CHECK(q.sm.status().consumers == 0);  // a getter is not a consumer: nothing is pushed to it
+  CHECK(q.publish() != 0);
+  CHECK(q.last.deliveries.empty());
+  CHECK(q.settle(5, settlement::ack, {a}).removals == std::vector<removed>{{a, removal::acked}});
+  CHECK(q.simple(command::kind::get, 5).deliveries.at(0).id == b);
+}
+
+TEST_CASE("max-length with drop-head drops the oldest ready messages", "[queue][max-length]") {
+  fixture q(with([](queue_options& o) { o.max_length = 2; }));
+  const message_id a = q.publish(), b = q.publish(), c = q.publish();
+  CHECK(q.last.published == effects::publish::accepted);
+  CHECK(q.last.removals == std::vector<removed>{{a, removal::dropped}});
+  CHECK(q.sm.status().ready == 2);
+  const effects got = q.attach(1, 10);
+  CHECK(ids_of(got) == std::vector<message_id>{b, c});
+  // With a dead-letter target, what drop-head drops is dead-lettered.
+  fixture d(with([](queue_options& o) {
+    o.max_length = 1;
+    o.dead_letter_target = "dlx";
+  }));
+  const message_id first = d.publish();
+  d.publish();
+  CHECK(d.last.removals == std::vector<removed>{{first, removal::dead_lettered}});
+}
+
+TEST_CASE("max-length-bytes with reject-publish refuses the message and keeps the queue",
+          "[queue][max-length][reject-publish]") {
+  fixture q(with([](queue_options& o) {
+    o.max_length_bytes = 100;
+    o.overflow = overflow::reject_publish;
+  }));
+  q.publish(0, 60);
+  q.publish(0, 40);
+  const message_id refused = q.publish(0, 1);
+  CHECK(q.last.published == effects::publish::rejected);
+  CHECK(q.last.removals.empty());
+  CHECK(q.sm.status().ready == 2);
+  CHECK(q.sm.status().ready_bytes == 100);
+  CHECK(q.sm.oldest_live() < refused);
+}
+
+TEST_CASE("reject-publish-dlx refuses the message and dead-letters it", "[queue][max-length]") {
+  fixture q(with([](queue_options& o) {
+    o.max_length = 1;
+    o.overflow = overflow::reject_publish_dlx;
+    o.dead_letter_target = "dlx";
+  }));
+  q.publish();
+  const message_id refused = q.publish();
+  CHECK(q.last.published == effects::publish::rejected_dlx);
+  CHECK(q.last.removals == std::vector<removed>{{refused, removal::dead_lettered}});
+}
+
+TEST_CASE("unacknowledged messages do not count toward the length limit", "[queue][max-length]") {
+  fixture q(with([](queue_options& o) {
+    o.max_length = 1;
+    o.overflow = overflow::reject_publish;
+  }));
+  q.publish();
+  q.attach(1, 1);  // holds it
+  q.publish();
+  CHECK(q.last.published == effects::publish::accepted);
+  q.publish();
+  CHECK(q.last.published == effects::publish::rejected);
+}
+
+TEST_CASE("a message expires by its TTL wherever it sits, not only at the head", "[queue][ttl]") {
+  fixture q;
+  const message_id a = q.publish();
+  command c;
+  c.type = command::kind::enqueue;
+  c.ttl_ms = 50;
+  q.run(c);
+  const message_id short_lived = q.index;
+  const message_id z = q.publish();
+  CHECK(q.wait(49).removals.empty());
+  CHECK(q.wait(1).removals == std::vector<removed>{{short_lived, removal::expired}});
+  CHECK(ids_of(q.attach(1, 10)) == std::vector<message_id>{a, z});
+}
+
+TEST_CASE("the shorter of the queue's and the message's TTL wins, and delivered messages stay",
+          "[queue][ttl]") {
+  fixture q(with([](queue_options& o) {
+    o.message_ttl_ms = 100;
+    o.dead_letter_target = "dlx";
+  }));
+  command c;
+  c.type = command::kind::enqueue;
+  c.ttl_ms = 500;  // longer than the queue's: the queue's 100 ms applies
+  q.run(c);
+  const message_id a = q.index;
+  const message_id b = q.publish();
+  q.attach(1, 1);  // holds a: delivered messages do not expire
+  CHECK(q.wait(100).removals == std::vector<removed>{{b, removal::dead_lettered}});
+  CHECK(q.sm.status().unacked == 1);
+  CHECK(q.wait(1000).removals.empty());
+  CHECK(q.settle(1, settlement::ack, {a}).removals.size() == 1);
+}
+
+TEST_CASE("a queue unused for its expiry time expires", "[queue][queue-ttl]") {
+  fixture q(with([](queue_options& o) { o.expires_ms = 1000; }));
+  q.publish();  // publishing does not count as use
+  CHECK_FALSE(q.wait(999).queue_expired);
+  q.attach(1, 1);
+  CHECK_FALSE(q.wait(5000).queue_expired);  // in use while a consumer is attached
+  q.detach(1);
+  CHECK_FALSE(q.wait(999).queue_expired);
+  CHECK(q.wait(1).queue_expired);
+  CHECK_FALSE(q.wait(5000).queue_expired);  // reported once
+}
+
+TEST_CASE("the highest-priority consumer with credit is served first",
+          "[queue][consumer-priority]") {
+  // Consumer 2 (priority 5) takes what its credit allows; consumer 1 gets the rest.
+  std::vector<consumer_id> served;
+  fixture r;
+  r.attach(1, 10, 0);
+  r.attach(2, 2, 5);
+  for (int i = 0; i < 4; ++i) {
+    r.publish();
+    for (const delivery& d : r.last.deliveries) served.push_back(d.consumer);
+  }
+  CHECK(served == std::vector<consumer_id>{2, 2, 1, 1});
+}
+
+TEST_CASE(
+    "a single active consumer receives everything, and a higher priority takes over once "
+    "it holds nothing",
+    "[queue][single-active-consumer]") {
+  fixture q(with([](queue_options& o) { o.single_active_consumer = true; }));
+  q.attach(1, 1);
+  q.attach(2, 10);
+  const message_id a = q.publish(), b = q.publish();
+  CHECK(q.sm.status().active_consumer == 1);
+  CHECK(q.sm.status().unacked == 1);  // consumer 2 gets nothing, though it has credit
+  q.attach(3, 10, 9);                 // higher priority: waits for consumer 1 to settle
+  CHECK(q.sm.status().active_consumer == 1);
+  const effects after = q.settle(1, settlement::ack, {a});
+  CHECK(q.sm.status().active_consumer == 3);
+  REQUIRE(after.deliveries.size() == 1);
+  CHECK(after.deliveries[0].consumer == 3);
+  CHECK(after.deliveries[0].id == b);
+  q.detach(3);  // the next best takes over: consumer 1 (earlier than 2, same priority)
+  CHECK(q.sm.status().active_consumer == 1);
+}
+
+TEST_CASE("a message held past the consumer timeout is taken back and its consumer reported",
+          "[queue][consumer-timeout]") {
+  fixture q(with([](queue_options& o) { o.consumer_timeout_ms = 300; }));
+  const message_id a = q.publish();
+  q.attach(1, 1);
+  CHECK(q.wait(299).timed_out.empty());
+  const effects late = q.wait(1);
+  CHECK(late.timed_out == std::vector<consumer_id>{1});
+  // Released uncounted, and delivered again (to the same consumer, its credit back).
+  REQUIRE(late.deliveries.size() == 1);
+  CHECK(late.deliveries[0].id == a);
+  CHECK(late.deliveries[0].failed == 0);
+  CHECK(late.deliveries[0].redelivered);
+}
+
+TEST_CASE("a requeued message waits min * 2^(n-1) ms, capped at max, before its retry",
+          "[queue][delayed-retry]") {
+  fixture q(with([](queue_options& o) {
+    o.retry_min_ms = 100;
+    o.retry_max_ms = 250;
+  }));
+  const message_id a = q.publish();
+  q.attach(1, 1);
+  std::vector<std::int64_t> waits;
+  for (int failure = 1; failure <= 3; ++failure) {
+    CHECK(q.settle(1, settlement::requeue, {a}).deliveries.empty());
+    CHECK(q.sm.status().delayed == 1);
+    std::int64_t waited = 0;
+    while (q.wait(10).deliveries.empty()) waited += 10;
+    waits.push_back(waited + 10);
+  }
+  CHECK(waits == std::vector<std::int64_t>{100, 200, 250});
+}
+
+TEST_CASE("the queue's clock never runs backwards", "[queue][ttl]") {
+  fixture q(with([](queue_options& o) { o.message_ttl_ms = 100; }));
+  q.publish();
+  q.now = 1100;
+  q.simple(command::kind::tick);
+  q.now = 0;  // a new leader whose clock is behind
+  CHECK(q.publish() != 0);
+  CHECK(q.sm.status().ready == 1);  // the first expired at 1100; the second lives to 1200
+  q.now = 1199;
+  CHECK(q.simple(command::kind::tick).removals.empty());
+  q.now = 1200;
+  CHECK(q.simple(command::kind::tick).removals.size() == 1);
+}
+
+TEST_CASE("a snapshot keeps every rule's state: delays, TTLs, producers, the active consumer",
+          "[queue][snapshot]") {
+  fixture q(with([](queue_options& o) {
+    o.single_active_consumer = true;
+    o.message_ttl_ms = 10000;
+    o.retry_min_ms = 100;
+    o.max_length = 50;
+    o.overflow = overflow::reject_publish;
+    o.dead_letter_target = "dlx";
+  }));
+  command c;
+  c.type = command::kind::enqueue;
+  c.producer = 3;
+  c.sequence = 9;
+  q.run(c);
+  const message_id a = q.index;
+  const message_id urgent = q.publish(4);
+  const effects first = q.attach(1, 1, 2);  // the active consumer: highest priority
+  REQUIRE(ids_of(first) == std::vector<message_id>{urgent});
+  q.attach(2, 5);
+  REQUIRE(ids_of(q.simple(command::kind::get, 7)) == std::vector<message_id>{a});
+  REQUIRE_FALSE(q.settle(1, settlement::requeue, {urgent}).error);  // delayed 100 ms
+  REQUIRE(q.sm.status().delayed == 1);
+  state_machine copy;
+  REQUIRE(copy.restore(q.sm.snapshot()));
+  CHECK(copy == q.sm);
+  CHECK(copy.status().delayed == q.sm.status().delayed);
+  // The copy goes on exactly as the original.
+  fixture r;
+  r.sm = copy;
+  r.index = q.index;
+  r.now = q.now;
+  CHECK(r.wait(200).deliveries == q.wait(200).deliveries);
+  CHECK(r.run(c).published == effects::publish::duplicate);
+}
+
+TEST_CASE(
+    "random command sequences: effects account for every message, and a restored "
+    "snapshot carries on identically",
+    "[queue][randomized]") {
+  for (std::uint64_t seed : {1, 2, 3, 4, 5, 6, 7, 8}) {
+    INFO("seed " << seed << " (replay: this test, this seed)");
+    detail::splitmix64 random(seed);
+    fixture q(with([&](queue_options& o) {
+      o.delivery_limit = static_cast<std::int32_t>(random.below(4)) - 1;
+      if (random.below(2) == 0) o.dead_letter_target = "dlx";
+      o.max_length = random.below(8);
+      o.overflow = static_cast<overflow>(1 + random.below(3));
+      o.message_ttl_ms = static_cast<std::int64_t>(random.below(3) * 200);
+      o.consumer_timeout_ms = static_cast<std::int64_t>(random.below(2) * 500);
+      o.retry_min_ms = static_cast<std::int64_t>(random.below(2) * 50);
+      o.retry_max_ms = 400;
+      o.single_active_consumer = random.below(3) == 0;
+    }));
+    std::set<message_id> live;
+    std::map<consumer_id, std::set<message_id>> held;
+    for (int step = 0; step < 2000; ++step) {
+      command c;
+      c.type = static_cast<command::kind>(1 + random.below(7));
+      c.consumer = 1 + random.below(3);
+      c.priority = static_cast<std::uint8_t>(random.below(3));
+      c.prefetch = static_cast<std::uint32_t>(random.below(4));
+      c.consumer_priority = static_cast<std::int32_t>(random.below(2));
+      c.ttl_ms = static_cast<std::int64_t>(random.below(2) * 100);
+      c.producer = random.below(2);
+      c.sequence = random.below(50);
+      c.size = static_cast<std::uint32_t>(random.below(100));
+      c.outcome = static_cast<settlement>(1 + random.below(3));
+      if (c.type == command::kind::settle && !held[c.consumer].empty()) {
+        c.ids = {*held[c.consumer].begin()};
+      }
+      if (c.type == command::kind::purge && random.below(10) != 0) c.type = command::kind::tick;
+      q.now += static_cast<std::int64_t>(random.below(60));
+      const effects e = q.run(c);
+      if (e.error) continue;
+      if (e.published == effects::publish::accepted) live.insert(q.index);
+      if (c.type == command::kind::settle && !c.ids.empty()) held[c.consumer].erase(c.ids[0]);
+      if (c.type == command::kind::detach) held.erase(c.consumer);
+      for (consumer_id who : e.timed_out) held.erase(who);  // taken back (maybe redelivered)
+      for (const delivery& d : e.deliveries) {
+        REQUIRE(live.contains(d.id));  // nothing delivered that is not in the queue
+        for (auto& [who, ids] : held) ids.erase(d.id);
+        held[d.consumer].insert(d.id);
+      }
+      for (const removed& r : e.removals) {
+        if (r.id == q.index && e.published != effects::publish::accepted) continue;  // refused
+        REQUIRE(live.erase(r.id) == 1);  // removed once, and only what was there
+      }
+      const queue_status s = q.sm.status();
+      REQUIRE(s.ready + s.unacked + s.delayed == live.size());
+      if (step % 97 == 0) {
+        state_machine copy;
+        REQUIRE(copy.restore(q.sm.snapshot()));
+        REQUIRE(copy == q.sm);
+      }
+    }
+  }
 }
