@@ -262,6 +262,7 @@ void state_machine::give_back(message_id id, bool count_failure, effects& out) {
     delayed_.insert({m.ready_at, id});
     return;
   }
+  if (count_failure && options_.test_mutation == queue_mutation::lose_requeued) return;
   make_ready(id);
 }
 
@@ -469,6 +470,7 @@ bool state_machine::restore(const raft::shared_bytes& bytes) {
     *v = get_signed();
   }
   o.single_active_consumer = get_flag();
+  o.test_mutation = options_.test_mutation;  // a property of the running code, not of the data
   s.now_ = get_signed();
   s.last_used_ = get_signed();
   s.expired_ = get_flag();

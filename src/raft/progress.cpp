@@ -4,6 +4,7 @@
 #include <quorum/detail/assert.hpp>
 
 #include <algorithm>
+#include <limits>
 
 namespace quorum::raft {
 
@@ -69,6 +70,7 @@ void progress::become_snapshot(const snapshot_meta& meta) {
   inflights_.reset();
   snapshot_ = meta;
   snapshot_sent_ = 0;
+  snapshot_rewound_to_ = std::numeric_limits<std::uint64_t>::max();
   snapshot_acked_ = 0;
   snapshot_acked_at_last_heartbeat_ = 0;
   snapshot_stalls_ = 0;
@@ -137,7 +139,7 @@ void progress::heartbeat_answered() {
       // Two heartbeat answers in a row without an acknowledgement: chunks (or the final
       // acknowledgement) were lost. Resend from the last byte the follower holds.
       snapshot_stalls_ = 0;
-      snapshot_rewind(snapshot_acked_);
+      snapshot_rewind(snapshot_acked_, true);
     }
     snapshot_acked_at_last_heartbeat_ = snapshot_acked_;
   }
@@ -156,8 +158,13 @@ void progress::snapshot_received(std::uint64_t received) {
   inflights_.free_le(received);
 }
 
-void progress::snapshot_rewind(std::uint64_t received) {
+void progress::snapshot_rewind(std::uint64_t received, bool force) {
   if (state_ != progress_state::snapshot || received < snapshot_acked_) return;
+  if (!force && received == snapshot_rewound_to_ && inflights_.count() > 0) {
+    snapshot_received(received);  // what it holds still counts
+    return;
+  }
+  snapshot_rewound_to_ = received;
   snapshot_acked_ = received;
   snapshot_sent_ = received;
   snapshot_last_sent_ = false;

@@ -1,6 +1,7 @@
 // quorum-sim: runs the deterministic Raft simulator over one seed (printing its trace hash) or
 // many (ending with "seeds: N passed, M failed"). Single-threaded.
 #include <quorum/sim/kv.hpp>
+#include <quorum/sim/queue_workload.hpp>
 
 #include <fmt/core.h>
 
@@ -25,12 +26,15 @@ options:
                       partition, swizzle, crash, pause, disk, skew, transfer, read,
                       membership, snapshot, quiesce
   --ticks T           length of the safety phase in ticks (default 1000)
+  --workload W        kv (default: clients write and read keys) or queue (one quorum queue:
+                      publishers with deduplication, consumers that ack, requeue, reject)
   --verbose           print every seed's result
   --trace             print every event of the run (use with --seed)
 test-only:
   --mutant NAME       run a deliberately broken core: commit_earlier_term, ack_before_persist,
                       double_vote, count_unpersisted_self, skip_log_check, unconfirmed_reads,
-                      leave_joint_early, learner_votes, accept_any_chunk, quiesced_lease
+                      leave_joint_early, learner_votes, accept_any_chunk, quiesced_lease;
+                      with --workload queue also lose_requeued (a broken queue)
   --expect-failure    succeed only if some seed fails (proves the checkers catch the mutant)
 )";
 
@@ -90,6 +94,8 @@ int main(int argc, char** argv) {
   bool trace = false;
   std::string mutant_name;
   std::optional<quorum::raft::mutation> mutant;
+  auto queue_mutant = quorum::queue::queue_mutation::none;
+  std::string workload = "kv";
 
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
@@ -122,7 +128,14 @@ int main(int argc, char** argv) {
     } else if (arg == "--mutant") {
       mutant_name = value();
       mutant = parse_mutation(mutant_name);
-      if (!mutant) fail_usage(fmt::format("unknown mutant '{}'", mutant_name));
+      if (mutant_name == "lose_requeued")
+        queue_mutant = quorum::queue::queue_mutation::lose_requeued;
+      if (!mutant && queue_mutant == quorum::queue::queue_mutation::none) {
+        fail_usage(fmt::format("unknown mutant '{}'", mutant_name));
+      }
+    } else if (arg == "--workload") {
+      workload = value();
+      if (workload != "kv" && workload != "queue") fail_usage("--workload takes kv or queue");
     } else if (arg == "--expect-failure") {
       expect_failure = true;
     } else if (arg == "--help" || arg == "-h") {
@@ -146,22 +159,26 @@ int main(int argc, char** argv) {
     config.faults = faults;
     config.ticks = ticks;
     if (trace) config.log = [](const std::string& line) { fmt::print("{}\n", line); };
+    config.queue_mutant = queue_mutant;
     if (mutant) {
       config.adjust = [m = *mutant](quorum::raft::options& o) { o.test_mutation = m; };
     }
     const std::string replay =
-        fmt::format("quorum-sim --seed {} --nodes {} --faults {} --ticks {}{}", seed, config.nodes,
-                    faults.to_string(), ticks, mutant ? " --mutant " + mutant_name : std::string());
+        fmt::format("quorum-sim --workload {} --seed {} --nodes {} --faults {} --ticks {}{}",
+                    workload, seed, config.nodes, faults.to_string(), ticks,
+                    mutant_name.empty() ? std::string() : " --mutant " + mutant_name);
     std::snprintf(replay_line, sizeof replay_line, "seed %llu: replay: %s",
                   static_cast<unsigned long long>(seed), replay.c_str());
 
-    quorum::sim::run_result r = quorum::sim::run_kv(config);
+    auto run = workload == "queue" ? quorum::sim::run_queue : quorum::sim::run_kv;
+    quorum::sim::run_result r = run(config);
     if (!r.ok && expect_failure) {
       // A catch counts only if the same seed passes with the sound core.
       quorum::sim::run_config sound = config;
       sound.adjust = nullptr;
+      sound.queue_mutant = quorum::queue::queue_mutation::none;
       sound.log = nullptr;
-      if (!quorum::sim::run_kv(sound).ok) r.ok = true;
+      if (!run(sound).ok) r.ok = true;
     }
     if (r.ok) {
       ++passed;

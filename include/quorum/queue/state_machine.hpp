@@ -34,6 +34,13 @@ enum class overflow : std::uint8_t {
   reject_publish_dlx = 3,  // refused, and dead-lettered
 };
 
+/** Deliberate bugs, for the simulator's own tests only (like raft::mutation). */
+enum class queue_mutation : std::uint8_t {
+  none,
+  /** A requeued message is never made ready again: it is lost. */
+  lose_requeued,
+};
+
 /** Per-queue settings, fixed when the queue is declared. */
 struct queue_options {
   /** A message returned by consumers (nack or reject with requeue) more than this many times
@@ -63,6 +70,8 @@ struct queue_options {
   /** One consumer at a time receives messages: the highest priority, then the earliest. A
    *  higher-priority consumer takes over once the active one holds nothing. */
   bool single_active_consumer = false;
+  /** Test-only: a deliberate bug (not recorded in snapshots). */
+  queue_mutation test_mutation = queue_mutation::none;
 
   friend bool operator==(const queue_options&, const queue_options&) = default;
 };
@@ -153,6 +162,8 @@ struct effects {
   /** Empty on success; errc::malformed_message (undecodable command) or errc::invalid_command
    *  (an unknown consumer, a message it does not hold) otherwise. The state is unchanged. */
   std::error_code error;
+
+  friend bool operator==(const effects&, const effects&) = default;
 };
 
 /** Counters of the queue, as every replica sees them. */
@@ -242,7 +253,7 @@ class state_machine {
   std::uint64_t arrivals_ = 0;
   consumer_id active_ = 0;                            // single active consumer
   std::map<std::uint64_t, std::uint64_t> producers_;  // producer -> last sequence
-  std::int64_t last_used_ = -1;  // -1: nothing applied yet (the queue is new)
+  std::int64_t last_used_ = -1;                       // -1: nothing applied yet (the queue is new)
   bool expired_ = false;
 };
 

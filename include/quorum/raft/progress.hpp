@@ -114,8 +114,11 @@ class progress {
   /** The follower holds `received` bytes durably: frees the chunks it covers. */
   void snapshot_received(std::uint64_t received);
   /** The follower holds `received` bytes and wants the rest from there (it refused a chunk
-   *  out of order). Ignored if stale. */
-  void snapshot_rewind(std::uint64_t received);
+   *  out of order). Ignored if stale, and, unless `force`, if sending already restarted from
+   *  there and chunks are in flight: every refused chunk of the old window asks the same, and
+   *  resending the window for each would multiply the traffic. (If the resent chunk is lost
+   *  too, the stall check forces another rewind.) */
+  void snapshot_rewind(std::uint64_t received, bool force = false);
 
  private:
   index_t match_ = 0;
@@ -125,6 +128,7 @@ class progress {
   class inflights inflights_;
   snapshot_meta snapshot_;
   std::uint64_t snapshot_sent_ = 0;
+  std::uint64_t snapshot_rewound_to_ = 0;  // where sending last restarted (max: not yet)
   std::uint64_t snapshot_acked_ = 0;
   std::uint64_t snapshot_acked_at_last_heartbeat_ = 0;
   int snapshot_stalls_ = 0;

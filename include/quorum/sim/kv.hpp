@@ -4,6 +4,7 @@
 // (a majority healed) and checks everything. Single-threaded; one seed replays exactly.
 #pragma once
 
+#include <quorum/queue/state_machine.hpp>
 #include <quorum/sim/checker.hpp>
 #include <quorum/sim/cluster.hpp>
 #include <quorum/sim/linearizability.hpp>
@@ -82,6 +83,8 @@ struct run_config {
   std::size_t keys = 8;
   /** Applied to every node's raft::options, e.g. to switch a test mutant on. */
   std::function<void(raft::options&)> adjust;
+  /** The queue workload only: a deliberate bug in the queue state machine. */
+  queue::queue_mutation queue_mutant = queue::queue_mutation::none;
   /** If set, receives the readable event trace (see cluster_options::log). */
   std::function<void(const std::string&)> log;
 };

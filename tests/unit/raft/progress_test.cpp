@@ -84,6 +84,31 @@ TEST_CASE("snapshot chunks are pipelined within the window and resumed from the 
   CHECK_FALSE(pr.maybe_decrease_to(0, 0));  // append rejections are stale now
 }
 
+TEST_CASE("refusals of one window's chunks resend the window once, not once per refusal",
+          "[raft][progress][paper-7]") {
+  // Found by the queue workload: with 7-byte chunks, every refused chunk rewound the stream
+  // and resent a window, each of whose chunks was refused again: traffic grew without bound.
+  progress pr(1, 4, 1 << 20);
+  pr.become_snapshot({10, 3, {{1, 2, 3}}});
+  for (std::uint64_t end : {100, 200, 300, 400}) pr.sent_snapshot_chunk(end, 100, false);
+  pr.snapshot_rewind(0);  // chunk 0 was lost; 100.. arrived first
+  CHECK(pr.snapshot_offset() == 0);
+  pr.sent_snapshot_chunk(100, 100, false);
+  pr.sent_snapshot_chunk(200, 100, false);
+  pr.snapshot_rewind(0);  // 200.. and 300.. of the old window arrive: the same refusal
+  pr.snapshot_rewind(0);
+  CHECK(pr.snapshot_offset() == 200);  // not rewound again
+  CHECK(pr.inflights().count() == 2);
+  pr.snapshot_rewind(100);  // the follower holds more and still misses something: rewind
+  CHECK(pr.snapshot_offset() == 100);
+  pr.sent_snapshot_chunk(200, 100, false);
+  pr.heartbeat_answered();  // notes the acknowledgement (100) the stream has reached
+  pr.heartbeat_answered();
+  pr.heartbeat_answered();  // the resent chunk was lost too: the stall check rewinds anyway
+  CHECK(pr.snapshot_offset() == 100);
+  CHECK(pr.inflights().count() == 0);
+}
+
 TEST_CASE("a snapshot stream stalled for two heartbeat answers is resent from the last ack",
           "[raft][progress][paper-7]") {
   progress pr(1, 8, 1 << 20);

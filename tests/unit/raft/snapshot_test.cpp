@@ -270,6 +270,40 @@ TEST_CASE("a snapshot of entries the follower already committed is acknowledged,
   c[2].advance(rd);
 }
 
+TEST_CASE("a chunk of another snapshot waits while a completed one is not yet installed",
+          "[raft][paper-7]") {
+  test_cluster c(3);
+  c.elect(1);
+  message m;
+  m.type = message_type::snapshot;
+  m.from = 1;
+  m.to = 2;
+  m.term = c[1].term();
+  m.index = 20;
+  m.log_term = c[1].term();
+  m.members = {{1, 2, 3}};
+  m.data = shared_bytes("whole");
+  m.last = true;
+  c.process(2);
+  REQUIRE_FALSE(c[2].step(m));  // completes snapshot 20
+  message next = m;
+  next.index = 30;
+  next.last = false;  // the first chunk of a newer one, in the same batch
+  REQUIRE_FALSE(c[2].step(next));
+  raft::ready rd = c[2].get_ready();
+  REQUIRE(rd.snapshot);
+  CHECK(rd.snapshot->index == 20);
+  REQUIRE(rd.snapshot_chunks.size() == 1);  // the storage never sees 30's chunk before it
+  CHECK(rd.snapshot_chunks[0].meta.index == 20);
+  persist(c.storage(2), rd);
+  c[2].advance(rd);
+  REQUIRE_FALSE(c[2].step(next));  // sent again: taken now
+  rd = c[2].get_ready();
+  REQUIRE(rd.snapshot_chunks.size() == 1);
+  CHECK(rd.snapshot_chunks[0].meta.index == 30);
+  c[2].advance(rd);
+}
+
 TEST_CASE("malformed snapshot messages are refused and change nothing", "[raft][input]") {
   test_cluster c(3);
   c.elect(1);
