@@ -185,12 +185,11 @@ effects state_machine::apply(raft::index_t index, const command& c) {
 
 void state_machine::enqueue(raft::index_t index, const command& c, effects& out) {
   if (c.producer != 0) {
-    auto [it, first] = producers_.try_emplace(c.producer, c.sequence);
-    if (!first && c.sequence <= it->second) {
+    auto it = producers_.find(c.producer);
+    if (it != producers_.end() && c.sequence <= it->second) {
       out.published = effects::publish::duplicate;  // confirmed before: nothing to do
       return;
     }
-    it->second = c.sequence;
   }
   auto over = [&](std::uint64_t extra_count, std::uint64_t extra_bytes) {
     return (options_.max_length != 0 && ready_.size() + extra_count > options_.max_length) ||
@@ -212,6 +211,8 @@ void state_machine::enqueue(raft::index_t index, const command& c, effects& out)
   messages_[index] = message{c.size, c.priority, 0, false, ttl > 0 ? now_ + ttl : 0, 0};
   make_ready(index);
   out.published = effects::publish::accepted;
+  // Only an accepted message counts for deduplication: a refused one may be sent again.
+  if (c.producer != 0) producers_[c.producer] = c.sequence;
   // drop-head: the oldest messages at the head make room (the new one last of all).
   while (over(0, 0)) {
     auto head = ready_.begin();

@@ -223,6 +223,7 @@ class queue_simulation {
   void start() {
     for (auto& p : publishers_) publish_later(p, random_.between(0, ticks));
     for (auto& c : consumers_) consume_later(c, random_.between(0, ticks));
+    tick_later();
   }
   /** Publishers stop; consumers ack everything from now on. */
   void drain() { draining_ = true; }
@@ -273,9 +274,28 @@ class queue_simulation {
 
   raft::node_id next_node(raft::node_id after) const { return after % cluster_.ids().size() + 1; }
 
-  /** Submits `c` to `to`; `done(true, result)` on an answer, `done(false, hint)` otherwise. */
+  /** The clock that stamps commands: 10 ms per tick. */
+  std::int64_t now_ms() const { return static_cast<std::int64_t>(events_.now() / ticks) * 10; }
+
+  /** A clock client proposes a tick command every tick or so, so that time passes for TTLs,
+   *  timeouts and delayed retries even when nothing else happens. */
+  void tick_later() {
+    events_.after(random_.between(ticks / 2, 2 * ticks), [this] {
+      if (clock_.busy) {
+        tick_later();
+        return;
+      }
+      queue::command c;
+      c.type = queue::command::kind::tick;
+      submit(clock_, c, [this](bool, const std::string&) { tick_later(); });
+    });
+  }
+
+  /** Submits `c` (stamped with the clock) to the client's target; `done(true, result)` on an
+   *  answer, `done(false, "")` on a refusal or a timeout. */
   template <class Client, class Done>
-  void submit(Client& who, const queue::command& c, Done done) {
+  void submit(Client& who, queue::command c, Done done) {
+    c.time = now_ms();
     const std::uint64_t serial = ++who.serial;
     who.busy = true;
     cluster_.submit(who.target, queue::encode(c), [this, &who, serial, done](const outcome& o) {
@@ -381,6 +401,7 @@ class queue_simulation {
   sim_time timeout_;
   std::vector<publisher> publishers_;
   std::vector<consumer> consumers_;
+  consumer clock_{999, 1};
   std::set<std::pair<std::uint64_t, std::uint64_t>> confirmed_;
   bool draining_ = false;
   std::function<void(const std::string&)> log_;
@@ -391,6 +412,18 @@ queue::queue_options queue_options_for(const run_config& config, rng& setup) {
   static constexpr std::int32_t limits[] = {-1, 0, 2, 20};
   o.delivery_limit = limits[setup.between(0, std::size(limits) - 1)];
   if (setup.chance(0.5)) o.dead_letter_target = "dlx";
+  // The rules that depend on time or size, on some seeds each (a tick is 10 ms of the clock).
+  if (setup.chance(0.3)) o.message_ttl_ms = setup.chance(0.5) ? 200 : 1000;
+  if (setup.chance(0.3)) {
+    o.max_length = setup.between(3, 10);
+    o.overflow = static_cast<queue::overflow>(setup.between(1, 3));
+  }
+  if (setup.chance(0.3)) o.consumer_timeout_ms = setup.chance(0.5) ? 500 : 2000;
+  if (setup.chance(0.3)) {
+    o.retry_min_ms = 50;
+    o.retry_max_ms = 400;
+  }
+  o.single_active_consumer = setup.chance(0.3);
   o.test_mutation = config.queue_mutant;
   return o;
 }

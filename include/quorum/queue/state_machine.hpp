@@ -105,8 +105,10 @@ struct command {
   std::int64_t time = 0;
   /** Enqueue: this message's TTL (ms, 0: the queue's). */
   std::int64_t ttl_ms = 0;
-  /** Enqueue: publisher deduplication; a sequence at or below the producer's last is a
-   *  duplicate and enqueues nothing (producer 0: no deduplication). */
+  /** Enqueue: publisher deduplication. A sequence at or below the producer's last accepted
+   *  one is a duplicate and enqueues nothing (producer 0: no deduplication). A refused publish
+   *  (length limit) is not recorded: it may be sent again with the same sequence, as long as
+   *  no higher sequence of that producer was accepted meanwhile. */
   std::uint64_t producer = 0;
   std::uint64_t sequence = 0;
   /** Attach: the consumer's priority (higher is served first). */

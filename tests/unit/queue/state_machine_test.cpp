@@ -302,6 +302,25 @@ TEST_CASE("a retried publish with a sequence already seen enqueues nothing",
   CHECK(q.sm.status().ready == 3);
 }
 
+TEST_CASE("a publish refused by the length limit may be retried with its sequence",
+          "[queue][deduplication][reject-publish]") {
+  // Found by the queue workload: the refused sequence was recorded, so its retry was
+  // confirmed as a duplicate of a message that was never enqueued.
+  fixture q(with([](queue_options& o) {
+    o.max_length = 1;
+    o.overflow = overflow::reject_publish;
+  }));
+  q.publish();
+  command c;
+  c.type = command::kind::enqueue;
+  c.producer = 7;
+  c.sequence = 1;
+  CHECK(q.run(c).published == effects::publish::rejected);
+  q.attach(1, 1);  // takes the first message: room again
+  CHECK(q.run(c).published == effects::publish::accepted);
+  CHECK(q.run(c).published == effects::publish::duplicate);
+}
+
 TEST_CASE("a one-shot get takes the head message, held until settled", "[queue][get]") {
   fixture q;
   CHECK(q.simple(command::kind::get, 5).deliveries.empty());  // empty queue: nothing
