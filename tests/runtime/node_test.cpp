@@ -98,7 +98,11 @@ struct cluster {
     if (!m.node) return;
     network.detach(id);
     m.node->stop();
-    ioc.run_for(std::chrono::milliseconds(5));
+    // The node may go once its replicas finished (no sync in flight) and their handlers ran.
+    for (int i = 0; i < 10000 && !m.node->finished(); ++i)
+      ioc.run_for(std::chrono::milliseconds(1));
+    CHECK(m.node->finished());
+    ioc.poll();  // the handlers already queued for it (other nodes keep running)
     m.node.reset();
     m.wal.reset();
   }

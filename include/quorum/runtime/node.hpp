@@ -128,6 +128,16 @@ class node {
     for (auto& [id, g] : groups_) g->replica->stop();
   }
 
+  /** True once every replica is finished (stopped, no sync in flight): run the executors until
+   *  then, and until they are idle, before destroying the node. */
+  bool finished() const {
+    std::shared_lock lock(groups_mutex_);
+    for (const auto& [id, g] : groups_) {
+      if (!g->replica->finished()) return false;
+    }
+    return true;
+  }
+
   std::size_t group_count() const {
     std::shared_lock lock(groups_mutex_);
     return groups_.size();

@@ -152,6 +152,11 @@ class replica {
    *  snapshot). */
   bool quiesced() const noexcept { return quiesced_.load(); }
 
+  /** True once the replica has stopped and no storage sync of it is in flight: from then on
+   *  nothing new reaches it, and it may be destroyed once its executor has run the handlers
+   *  already queued (a snapshot; any thread). */
+  bool finished() const noexcept { return finished_.load(); }
+
   /** A message from the transport. */
   void receive(raft::message m) {
     boost::asio::dispatch(strand_, [this, m = std::move(m)] {
@@ -272,8 +277,10 @@ class replica {
     ticking_ = true;
     timer_.expires_after(settings_.tick);
     timer_.async_wait(boost::asio::bind_executor(strand_, [this](const auto& ec) {
+      // Cancelled: the replica stopped, and may be gone already. Touch nothing.
+      if (ec) return;
       ticking_ = false;
-      if (ec || stopped_) return;
+      if (stopped_) return;
       core_.tick();
       pump();
     }));
@@ -378,7 +385,10 @@ class replica {
     persisting_ = false;
     raft::ready rd = std::move(*in_flight_);
     in_flight_.reset();
-    if (stopped_) return;
+    if (stopped_) {
+      finished_ = true;
+      return;
+    }
     if (ec) {
       halt(errc::io_error);
       return;
@@ -484,6 +494,7 @@ class replica {
 
   void halt(errc why) {
     stopped_ = true;
+    if (!persisting_) finished_ = true;
     timer_.cancel();
     for (auto& [index, p] : pending_) p.waiting->complete(why, {});
     pending_.clear();
@@ -509,6 +520,7 @@ class replica {
   std::atomic<raft::node_id> leader_{raft::no_node};
   std::atomic<raft::index_t> applied_{0};
   std::atomic<bool> quiesced_{false};
+  std::atomic<bool> finished_{false};
   bool ticking_ = false;
   bool stopped_ = false;
 };
