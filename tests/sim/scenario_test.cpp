@@ -66,6 +66,28 @@ std::shared_ptr<request> submit(kv_simulation& sim, node_id to, const std::strin
   return r;
 }
 
+/** Sends a linearizable read of `key` to node `to` and records its outcome. */
+std::shared_ptr<request> submit_read(kv_simulation& sim, node_id to, const std::string& key) {
+  auto r = std::make_shared<request>();
+  sim.nodes().submit_read(to, key, [r](const outcome& o) {
+    r->answered = true;
+    r->result = o;
+  });
+  return r;
+}
+
+/** Runs past the start-up vote quarantine (leases), waits for a leader and writes x = 1
+ *  through it; returns the leader. */
+node_id lease_leader_wrote_x1(kv_simulation& sim) {
+  sim.run_ticks(15);
+  const node_id leader = await_leader(sim);
+  REQUIRE(leader != raft::no_node);
+  auto first = submit(sim, leader, "W x 1");
+  sim.run_until([&] { return first->answered; }, 100);
+  REQUIRE(first->result.status == outcome::ok);
+  return leader;
+}
+
 /** Reads `key` through whichever node leads, retrying; returns the value or "no answer". */
 std::string read_back(kv_simulation& sim, const std::string& key) {
   for (int attempt = 0; attempt < 20; ++attempt) {
@@ -352,12 +374,7 @@ TEST_CASE("a lease leader frozen past its lease serves no stale read once it res
   // host must deliver the ticks it missed (monotonic clock) before anything else.
   kv_simulation sim(17, quiet(3, [](raft::options& o) { o.read_mode = raft::read_mode::lease; }), 0,
                     4);
-  sim.run_ticks(15);  // past the start-up vote quarantine
-  const node_id old_leader = await_leader(sim);
-  REQUIRE(old_leader != raft::no_node);
-  auto first = submit(sim, old_leader, "W x 1");
-  sim.run_until([&] { return first->answered; }, 100);
-  REQUIRE(first->result.status == outcome::ok);
+  const node_id old_leader = lease_leader_wrote_x1(sim);
   sim.nodes().pause(old_leader);
   // Nothing reaches the old leader: only its own clock can tell it that its lease is over.
   for (node_id id : others(sim, old_leader)) sim.net().block(id, old_leader);
@@ -367,11 +384,7 @@ TEST_CASE("a lease leader frozen past its lease serves no stale read once it res
   sim.run_until([&] { return second->answered; }, 100);
   REQUIRE(second->result.status == outcome::ok);
   sim.nodes().resume(old_leader);
-  auto read = std::make_shared<request>();
-  sim.nodes().submit_read(old_leader, "x", [read](const outcome& o) {
-    read->answered = true;
-    read->result = o;
-  });
+  auto read = submit_read(sim, old_leader, "x");
   sim.run_ticks(100);
   CHECK_FALSE((read->answered && read->result.status == outcome::ok && read->result.result == "1"));
   require_safe(sim);
@@ -387,12 +400,7 @@ outcome read_at_quiesced_leader_after_cut(raft::mutation mutant) {
   });
   o.suspect_after_ticks = 5;
   kv_simulation sim(29, o, 0, 4);
-  sim.run_ticks(15);  // past the start-up vote quarantine
-  const node_id old_leader = await_leader(sim);
-  REQUIRE(old_leader != raft::no_node);
-  auto first = submit(sim, old_leader, "W x 1");
-  sim.run_until([&] { return first->answered; }, 100);
-  REQUIRE(first->result.status == outcome::ok);
+  const node_id old_leader = lease_leader_wrote_x1(sim);
   const bool quiet_now = sim.run_until(
       [&] {
         for (node_id id : sim.nodes().ids()) {
@@ -409,11 +417,7 @@ outcome read_at_quiesced_leader_after_cut(raft::mutation mutant) {
   sim.run_until([&] { return second->answered; }, 100);
   REQUIRE(second->result.status == outcome::ok);
   REQUIRE(sim.nodes().core_of(old_leader)->quiesced());  // nothing has woken it
-  auto read = std::make_shared<request>();
-  sim.nodes().submit_read(old_leader, "x", [read](const outcome& result) {
-    read->answered = true;
-    read->result = result;
-  });
+  auto read = submit_read(sim, old_leader, "x");
   sim.run_ticks(100);
   if (mutant == raft::mutation::none) require_safe(sim);
   return read->answered ? read->result : outcome{};

@@ -232,7 +232,7 @@ class core {
   bool quorum_active();
   bool maybe_commit();
   void broadcast_append();
-  void broadcast_heartbeat();
+  void broadcast_heartbeat(bool quiesce = false);
   bool send_append(node_id to, bool send_if_empty);
   void send_heartbeat(node_id to, bool quiesce = false);
   void send_now(message m);

@@ -270,18 +270,24 @@ TEST_CASE("a snapshot of entries the follower already committed is acknowledged,
   c[2].advance(rd);
 }
 
-TEST_CASE("a chunk of another snapshot waits while a completed one is not yet installed",
-          "[raft][paper-7]") {
-  test_cluster c(3);
-  c.elect(1);
+/** A snapshot chunk from leader 1 to node 2 of the snapshot at `index` (leader's term). */
+message chunk_to_2(test_cluster& c, index_t index) {
   message m;
   m.type = message_type::snapshot;
   m.from = 1;
   m.to = 2;
   m.term = c[1].term();
-  m.index = 20;
+  m.index = index;
   m.log_term = c[1].term();
   m.members = {{1, 2, 3}};
+  return m;
+}
+
+TEST_CASE("a chunk of another snapshot waits while a completed one is not yet installed",
+          "[raft][paper-7]") {
+  test_cluster c(3);
+  c.elect(1);
+  message m = chunk_to_2(c, 20);
   m.data = shared_bytes("whole");
   m.last = true;
   c.process(2);
@@ -307,14 +313,7 @@ TEST_CASE("a chunk of another snapshot waits while a completed one is not yet in
 TEST_CASE("malformed snapshot messages are refused and change nothing", "[raft][input]") {
   test_cluster c(3);
   c.elect(1);
-  message m;
-  m.type = message_type::snapshot;
-  m.from = 1;
-  m.to = 2;
-  m.term = c[1].term();
-  m.index = 5;
-  m.log_term = c[1].term();
-  m.members = {{1, 2, 3}};
+  message m = chunk_to_2(c, 5);
   auto refused = [&](message bad) { return c[2].step(bad) == errc::malformed_message; };
   message no_index = m;
   no_index.index = 0;

@@ -121,9 +121,7 @@ void core<Storage>::quiesce() {
   round_started_.clear();
   ++read_round_;
   acked_round_[opts_.id] = read_round_;
-  for (node_id peer : members_.all()) {
-    if (peer != opts_.id && progress_.contains(peer)) send_heartbeat(peer, true);
-  }
+  broadcast_heartbeat(true);
 }
 
 template <log_storage Storage>
@@ -664,9 +662,9 @@ void core<Storage>::broadcast_append() {
 }
 
 template <log_storage Storage>
-void core<Storage>::broadcast_heartbeat() {
+void core<Storage>::broadcast_heartbeat(bool quiesce) {
   for (node_id peer : members_.all()) {
-    if (peer != opts_.id && progress_.contains(peer)) send_heartbeat(peer);
+    if (peer != opts_.id && progress_.contains(peer)) send_heartbeat(peer, quiesce);
   }
 }
 
