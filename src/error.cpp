@@ -44,6 +44,14 @@ class category final : public std::error_category {
         return "the replica is stopping or stopped; the operation did not run";
       case errc::invalid_command:
         return "the queue command names an unknown consumer or a message it does not hold";
+      case errc::outcome_unknown:
+        return "the forwarded command got no answer; it may or may not have been applied";
+      case errc::no_replica:
+        return "this node holds no replica of that queue; use one of its members";
+      case errc::queue_mismatch:
+        return "the queue exists with other settings; it was not changed";
+      case errc::no_queue:
+        return "no queue of that name is declared";
     }
     return "unknown quorum error";
   }

@@ -52,6 +52,16 @@ enum class errc {
   /** A queue command names a consumer that is not attached, or a message that consumer does not
    *  hold; it changed nothing. */
   invalid_command = 19,
+  /** A forwarded command got no answer (the leader changed, or the answer was lost): it may or
+   *  may not have been applied. Retry only what is safe to repeat (a publish with producer id
+   *  and sequence number is). */
+  outcome_unknown = 20,
+  /** This node holds no replica of the queue (or group) named; use one of its members. */
+  no_replica = 21,
+  /** A queue was declared again with other settings than it has; it is unchanged. */
+  queue_mismatch = 22,
+  /** No queue of that name is declared (or it was deleted). */
+  no_queue = 23,
 };
 
 /** The category of quorum::errc; its name is "quorum". */

@@ -14,7 +14,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <map>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -237,5 +240,71 @@ TEST_CASE("proposals complete through futures and coroutines and stop fails what
   r->stop();
   REQUIRE(g.run_until([&] { return pending_done; }));
   CHECK((pending_error == errc::shutting_down || pending_error == errc::not_leader));
+  g.stop_all();
+}
+
+TEST_CASE("a follower submits through its leader and completes at each ack level",
+          "[runtime][ack-level]") {
+  asio::io_context ioc;
+  group g(ioc);
+  REQUIRE(g.run_until([&] { return g.leader() != raft::no_node; }));
+  const raft::node_id follower = g.leader() == 1 ? 2 : 1;
+  struct outcome {
+    bool done = false;
+    std::error_code error;
+    runtime::propose_result result;
+  };
+  std::map<runtime::ack_level, outcome> seen;
+  for (auto level : {runtime::ack_level::none, runtime::ack_level::leader,
+                     runtime::ack_level::majority}) {
+    const std::string line = "level " + std::to_string(static_cast<int>(level));
+    g.nodes[follower].replica->async_submit(
+        raft::shared_bytes(line), level,
+        [&seen, level](std::error_code ec, runtime::propose_result r) {
+          seen[level] = {true, ec, std::move(r)};
+        });
+  }
+  REQUIRE(g.run_until([&] { return seen.size() == 3; }));
+  for (auto& [level, o] : seen) CHECK_FALSE(o.error);
+  CHECK(seen[runtime::ack_level::none].result.index == 0);  // forwarded: no place known yet
+  CHECK(seen[runtime::ack_level::leader].result.index > 0);
+  CHECK(seen[runtime::ack_level::leader].result.result.empty());  // not applied yet
+  CHECK(seen[runtime::ack_level::majority].result.result == "applied level 2");
+  // Applied on the follower that submitted, with the result it returned.
+  const auto& lines = g.nodes[follower].machine->lines;
+  CHECK(std::find(lines.begin(), lines.end(), "level 2") != lines.end());
+  REQUIRE(g.run_until([&] {
+    for (auto& [id, n] : g.nodes) {
+      if (n.machine->lines.size() != 3) return false;
+    }
+    return true;
+  }));
+  g.stop_all();
+}
+
+TEST_CASE("a leader-level submit completes without a majority, a majority-level one does not",
+          "[runtime][ack-level]") {
+  asio::io_context ioc;
+  group g(ioc);
+  REQUIRE(g.run_until([&] { return g.leader() != raft::no_node; }));
+  const raft::node_id leader = g.leader();
+  for (raft::node_id id = 1; id <= 3; ++id) {
+    if (id != leader) g.network.set_link(leader, id, false);
+  }
+  std::optional<std::error_code> at_leader;
+  std::optional<std::error_code> at_majority;
+  g.nodes[leader].replica->async_submit(
+      raft::shared_bytes("a"), runtime::ack_level::leader,
+      [&](std::error_code ec, runtime::propose_result) { at_leader = ec; });
+  g.nodes[leader].replica->async_submit(
+      raft::shared_bytes("b"), runtime::ack_level::majority,
+      [&](std::error_code ec, runtime::propose_result) { at_majority = ec; });
+  REQUIRE(g.run_until([&] { return at_leader.has_value(); }));
+  CHECK_FALSE(*at_leader);
+  // The leader's own disk has both; nobody else does, so nothing commits until CheckQuorum
+  // makes the cut-off leader step down, and the majority-level submit is not confirmed.
+  REQUIRE(g.run_until([&] { return g.nodes[leader].replica->leader() != leader; }));
+  if (at_majority) CHECK(*at_majority);
+  for (auto& [id, n] : g.nodes) CHECK(n.machine->lines.empty());
   g.stop_all();
 }

@@ -72,6 +72,8 @@ class test_cluster {
   core<memory_storage>& operator[](node_id id) { return *nodes_.at(id).raft; }
   memory_storage& storage(node_id id) { return *nodes_.at(id).storage; }
   const std::vector<entry>& applied(node_id id) { return nodes_.at(id).applied; }
+  /** Answers to the proposals `id` forwarded (core::forward), in arrival order. */
+  const std::vector<raft::proposal_state>& answers(node_id id) { return nodes_.at(id).answers; }
   std::vector<message>& outbox() { return outbox_; }
 
   /** Handles every ready batch of `id`: persist, collect messages, apply, advance. */
@@ -88,6 +90,7 @@ class test_cluster {
         ++n.restored;
       }
       for (auto& e : rd.committed_entries) n.applied.push_back(e);
+      for (auto& ps : rd.proposal_states) n.answers.push_back(ps);
       n.raft->advance(rd);
     }
   }
@@ -221,6 +224,7 @@ class test_cluster {
     std::unique_ptr<memory_storage> storage;
     std::unique_ptr<core<memory_storage>> raft;
     std::vector<entry> applied;
+    std::vector<raft::proposal_state> answers;
     int restored = 0;
   };
   // The test state machine's snapshot format: one applied payload per line.

@@ -73,6 +73,17 @@ class core {
   /** propose() for one payload. */
   proposal_result propose(shared_bytes payload) { return propose(std::span(&payload, 1)); }
 
+  /**
+   * Forwards `payload` to the leader this follower knows of, which appends it as propose()
+   * would and answers once the entry is durable on the leader. The answer arrives in a later
+   * ready batch's proposal_states under `context` (non-zero, unique among this node's
+   * forwarded proposals in flight): where the entry landed, the leader's refusal, or
+   * errc::outcome_unknown if this node's term changes or no answer comes within two election
+   * timeouts (the proposal may still commit). Returns errc::not_leader if no leader is known,
+   * or if this node is the leader (call propose()), errc::malformed_message for context 0.
+   */
+  std::error_code forward(std::uint64_t context, shared_bytes payload);
+
   /** Starts an election now (with PreVote if enabled), as if the election timeout expired. */
   void campaign();
 
@@ -235,6 +246,8 @@ class core {
   void broadcast_heartbeat(bool quiesce = false);
   bool send_append(node_id to, bool send_if_empty);
   void send_heartbeat(node_id to, bool quiesce = false);
+  void handle_forwarded_proposal(const message& m);
+  void fail_forwarded_proposals(bool only_expired);
   void send_now(message m);
   void send_after_persist(message m);
   soft_state current_soft_state() const { return {role_, leader_}; }
@@ -285,6 +298,9 @@ class core {
   std::uint64_t lease_until_ = 0;
   // Follower: reads forwarded to the leader and not yet answered.
   std::vector<std::uint64_t> forwarded_reads_;
+  // Follower: proposals forwarded to the leader and not yet answered (context -> tick sent).
+  std::map<std::uint64_t, std::uint64_t> forwarded_proposals_;
+  std::vector<proposal_state> proposal_states_;
   // With lease reads, a node refuses votes for one election timeout after it starts: it may
   // have acknowledged a leader's lease just before it stopped.
   std::uint64_t vote_quarantine_until_ = 0;

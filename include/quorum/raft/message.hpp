@@ -41,10 +41,17 @@ enum class message_type : std::uint8_t {
   /** A quiesced follower that resumed its election clock without word from the leader (the
    *  host suspected it, or another node called) asks the leader to resume heartbeats. */
   wake = 14,
+  /** A follower forwards a proposal to its leader (core::forward): context identifies it, data
+   *  is its payload. */
+  propose = 15,
+  /** The leader's answer, sent once the entry is durable on the leader: index and log_term
+   *  name where the proposal landed; reject says it was refused, with the errc value in
+   *  reject_hint (not_leader, uncommitted_limit or transfer_in_progress). */
+  propose_response = 16,
 };
 
 /** The highest valid message_type value; decoders refuse anything above it. */
-inline constexpr std::uint8_t max_message_type = 14;
+inline constexpr std::uint8_t max_message_type = 16;
 
 /** Vote context marking a campaign started by a leadership transfer (leases do not apply). */
 inline constexpr std::uint64_t campaign_transfer = 1;
@@ -66,6 +73,8 @@ inline std::string_view to_string(message_type t) noexcept {
     case message_type::snapshot: return "snapshot";
     case message_type::snapshot_response: return "snapshot_response";
     case message_type::wake: return "wake";
+    case message_type::propose: return "propose";
+    case message_type::propose_response: return "propose_response";
   }
   return "unknown";
 }
@@ -93,7 +102,7 @@ struct message {
    *  the read's id. Votes: campaign_transfer for a transfer's campaign. Snapshots: a byte
    *  offset. */
   std::uint64_t context = 0;
-  /** Snapshot: the chunk's bytes. */
+  /** Snapshot: the chunk's bytes. Propose: the payload. */
   shared_bytes data;
   /** Snapshot: the membership the snapshot records. */
   membership members;

@@ -31,6 +31,23 @@ struct read_state {
 };
 
 /**
+ * The answer to a proposal this node forwarded to its leader (core::forward). On success the
+ * proposal is entry (term, index) of the log, durable on the leader; it is applied once that
+ * entry commits, unless another leader's entry takes its place (the term at index differs).
+ */
+struct proposal_state {
+  std::uint64_t context = 0;
+  /** Empty on success. The leader refused (errc::not_leader, errc::uncommitted_limit,
+   *  errc::transfer_in_progress: nothing was appended), or errc::outcome_unknown: no answer
+   *  came (the term changed, or two election timeouts passed); it may or may not commit. */
+  std::error_code error;
+  term_t term = 0;
+  index_t index = 0;
+  /** With errc::not_leader: the leader the answering node knows of, or no_node. */
+  node_id leader_hint = no_node;
+};
+
+/**
  * Work for the host. Handle it in this order, then call core::advance(ready):
  *
  * 1. `messages`: send now, even before persisting. These are the leader's appends and
@@ -46,7 +63,8 @@ struct read_state {
  *    appends and snapshots acknowledged, terms adopted.
  * 4. `snapshot` (if set): restore the state machine from it. `committed_entries`: apply in
  *    order; they are already durable on this node and follow the snapshot. `read_states`:
- *    serve each read once applied up to its index (maybe in a later batch).
+ *    serve each read once applied up to its index (maybe in a later batch). `proposal_states`:
+ *    answers to forwarded proposals.
  * 5. call advance(ready) with this same batch.
  *
  * Between get_ready() and advance() the host may keep calling step(), tick() and propose();
@@ -64,6 +82,7 @@ struct ready {
   std::vector<message> persisted_messages;
   std::vector<entry> committed_entries;
   std::vector<read_state> read_states;
+  std::vector<proposal_state> proposal_states;
 };
 
 }  // namespace quorum::raft

@@ -19,8 +19,10 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <concepts>
 #include <functional>
 #include <map>
@@ -74,6 +76,21 @@ struct propose_result {
   raft::index_t index = 0;
   /** With errc::not_leader: the leader this replica knows of, or no_node. */
   raft::node_id leader_hint = raft::no_node;
+};
+
+/** What the completion of a submitted command vouches for (replica::async_submit); Kafka's
+ *  acks 0 / 1 / all. */
+enum class ack_level : std::uint8_t {
+  /** The command was handed to the leader (or forwarded to it): nothing is durable yet, and it
+   *  is lost if the leader fails or the forward is lost. No result, index 0 when forwarded. */
+  none = 0,
+  /** The command is durable on the leader's disk. It is lost if the leader fails for good
+   *  before a majority has it, or if a new leader elected without it overwrites it. It has not
+   *  been applied yet: no result. */
+  leader = 1,
+  /** The command is committed (durable on a majority; it survives any minority of failures)
+   *  and applied on this replica, with the state machine's result. */
+  majority = 2,
 };
 
 /** Settings of a replica. */
@@ -220,6 +237,27 @@ class replica {
         token, std::move(command));
   }
 
+  /**
+   * Submits `command` from any replica: the leader proposes it, a follower forwards it to the
+   * leader it knows (core::forward). Completes with (error, propose_result) as `level` says:
+   * at once (none), once durable on the leader (leader), or once committed and applied here
+   * (majority, with the result). Errors: those of async_propose, and errc::outcome_unknown
+   * when a forwarded command's answer is lost (it may still be applied: retry only what is
+   * safe to repeat).
+   */
+  template <class CompletionToken>
+  auto async_submit(raft::shared_bytes command, ack_level level, CompletionToken&& token) {
+    return boost::asio::async_initiate<CompletionToken, void(std::error_code, propose_result)>(
+        [this, level](auto handler, raft::shared_bytes cmd) {
+          auto w = make_waiter<propose_result>(std::move(handler));
+          boost::asio::dispatch(
+              strand_, [this, level, w = std::move(w), cmd = std::move(cmd)]() mutable {
+                begin_submit(std::move(cmd), level, std::move(w));
+              });
+        },
+        token, std::move(command));
+  }
+
   /** Called on the strand whenever the known leader changes (no_node while unknown). */
   void on_leadership(leadership_observer observer) {
     boost::asio::dispatch(strand_, [this, observer = std::move(observer)]() mutable {
@@ -268,6 +306,17 @@ class replica {
     raft::term_t term;
     std::unique_ptr<waiter<propose_result>> waiting;
   };
+  struct forwarded {
+    ack_level level = ack_level::majority;
+    std::unique_ptr<waiter<propose_result>> waiting;
+  };
+  struct applied_result {
+    raft::index_t index;
+    raft::term_t term;
+    std::string result;
+  };
+  // Results kept while forwarded commands await their answers.
+  static constexpr std::size_t recent_results = 4096;
 
   /** Keeps the tick timer running while the core is not quiesced (pump() restarts it). A
    *  quiesced group costs no timer wake-ups at all. */
@@ -296,8 +345,81 @@ class replica {
       w->complete(r.error, {{}, 0, r.leader_hint});
       return;
     }
-    pending_[r.first_index] = pending{r.term, std::move(w)};
+    await_apply(r.first_index, r.term, std::move(w));
     pump();
+  }
+
+  void begin_submit(raft::shared_bytes command, ack_level level,
+                    std::unique_ptr<waiter<propose_result>> w) {
+    if (stopped_) {
+      w->complete(errc::shutting_down, {});
+      return;
+    }
+    const raft::proposal_result r = core_.propose(command);
+    if (!r.error) {
+      if (level == ack_level::none) {
+        w->complete({}, {{}, r.first_index, raft::no_node});
+      } else if (level == ack_level::leader) {
+        durable_[r.first_index] = pending{r.term, std::move(w)};
+      } else {
+        await_apply(r.first_index, r.term, std::move(w));
+      }
+      pump();
+      return;
+    }
+    if (r.error != errc::not_leader || r.leader_hint == raft::no_node) {
+      w->complete(r.error, {{}, 0, r.leader_hint});
+      return;
+    }
+    const std::uint64_t context = ++forward_context_;
+    if (const std::error_code ec = core_.forward(context, std::move(command))) {
+      w->complete(ec, {{}, 0, r.leader_hint});
+      return;
+    }
+    if (level == ack_level::none) {
+      w->complete({}, {});
+    } else {
+      forwards_[context] = forwarded{level, std::move(w)};
+    }
+    pump();
+  }
+
+  /** The waiter completes when entry `index` of term `term` is applied here. An entry of an
+   *  older term waiting at the same index was overwritten by this one: it was dropped. */
+  void await_apply(raft::index_t index, raft::term_t term,
+                   std::unique_ptr<waiter<propose_result>> w) {
+    auto it = pending_.find(index);
+    if (it != pending_.end()) {
+      it->second.waiting->complete(errc::proposal_dropped, {{}, 0, core_.leader()});
+      pending_.erase(it);
+    }
+    pending_[index] = pending{term, std::move(w)};
+  }
+
+  /** The leader answered a forwarded command (or it was given up). */
+  void answered(const raft::proposal_state& ps) {
+    auto it = forwards_.find(ps.context);
+    if (it == forwards_.end()) return;
+    forwarded f = std::move(it->second);
+    forwards_.erase(it);
+    if (ps.error) {
+      f.waiting->complete(ps.error, {{}, 0, ps.leader_hint});
+    } else if (f.level == ack_level::leader) {
+      f.waiting->complete({}, {{}, ps.index, raft::no_node});
+    } else if (ps.index > applied_.load()) {
+      await_apply(ps.index, ps.term, std::move(f.waiting));
+    } else {
+      // Applied here before the answer came: the result was kept for it.
+      auto r = std::find_if(recent_.begin(), recent_.end(),
+                            [&](const applied_result& a) { return a.index == ps.index; });
+      if (r == recent_.end()) {
+        f.waiting->complete(errc::outcome_unknown, {});
+      } else if (r->term != ps.term) {
+        f.waiting->complete(errc::proposal_dropped, {{}, 0, core_.leader()});
+      } else {
+        f.waiting->complete({}, {r->result, r->index, raft::no_node});
+      }
+    }
   }
 
   void begin_read(query_function query, std::unique_ptr<waiter<std::string>> w) {
@@ -400,8 +522,25 @@ class replica {
   /** The batch is durable: sends what vouches for it, applies, serves reads, advances. */
   void finish(raft::ready& rd) {
     for (raft::message& m : rd.persisted_messages) send_(std::move(m));
+    if (!rd.entries.empty()) {
+      // Leader-level submissions in this batch are durable here now, unless another leader's
+      // entry replaced them first.
+      const raft::index_t first = rd.entries.front().index;
+      const raft::index_t last = rd.entries.back().index;
+      while (!durable_.empty() && durable_.begin()->first <= last) {
+        const raft::index_t i = durable_.begin()->first;
+        pending p = std::move(durable_.begin()->second);
+        durable_.erase(durable_.begin());
+        if (i < first || rd.entries[i - first].term == p.term) {
+          p.waiting->complete({}, {{}, i, raft::no_node});
+        } else {
+          p.waiting->complete(errc::proposal_dropped, {{}, 0, core_.leader()});
+        }
+      }
+    }
     if (rd.snapshot) restore(*rd.snapshot);
     for (const raft::entry& e : rd.committed_entries) apply(e);
+    for (const raft::proposal_state& ps : rd.proposal_states) answered(ps);
     if (rd.soft_state) notice_leader(rd.soft_state->leader);
     for (const raft::read_state& rs : rd.read_states) confirm_read(rs);
     serve_reads();
@@ -475,6 +614,11 @@ class replica {
     std::string result;
     if (!e.payload.empty() && e.type == raft::entry_type::normal) result = machine_->apply(e);
     applied_ = e.index;
+    if (!forwards_.empty()) {
+      // A forwarded command may be applied before its answer arrives: keep recent results.
+      recent_.push_back(applied_result{e.index, e.term, result});
+      if (recent_.size() > recent_results) recent_.pop_front();
+    }
     auto it = pending_.find(e.index);
     if (it == pending_.end()) return;
     pending p = std::move(it->second);
@@ -500,6 +644,10 @@ class replica {
     pending_.clear();
     for (auto& [context, r] : reads_) r.waiting->complete(why, {});
     reads_.clear();
+    for (auto& [index, p] : durable_) p.waiting->complete(why, {});
+    durable_.clear();
+    for (auto& [context, f] : forwards_) f.waiting->complete(why, {});
+    forwards_.clear();
   }
 
   executor_type strand_;
@@ -510,6 +658,10 @@ class replica {
   replica_settings settings_;
   boost::asio::steady_timer timer_;
   std::map<raft::index_t, pending> pending_;
+  std::map<raft::index_t, pending> durable_;  // ack_level::leader
+  std::map<std::uint64_t, forwarded> forwards_;
+  std::uint64_t forward_context_ = 0;
+  std::deque<applied_result> recent_;
   std::map<std::uint64_t, pending_read> reads_;
   std::uint64_t read_context_ = 0;
   bool persisting_ = false;

@@ -44,6 +44,7 @@ core<Storage>::core(const Storage& storage, const options& opts)
 template <log_storage Storage>
 void core<Storage>::tick() {
   ++ticks_;
+  fail_forwarded_proposals(true);
   if (quiesced_) return;
   if (role_ == role::leader) {
     tick_heartbeat();
@@ -159,6 +160,7 @@ void core<Storage>::reset_randomized_timeout() {
 template <log_storage Storage>
 void core<Storage>::reset(term_t term) {
   fail_reads();
+  fail_forwarded_proposals(false);
   transferee_ = no_node;
   transfer_elapsed_ = 0;
   lease_until_ = 0;
@@ -317,7 +319,12 @@ inline std::error_code check_message(const message& m, node_id self) {
   const auto type = static_cast<std::uint8_t>(m.type);
   if (type == 0 || type > max_message_type) return errc::malformed_message;
   if (m.from == no_node || m.from == self) return errc::malformed_message;
-  if (m.type != message_type::snapshot && (!m.data.empty() || m.last)) {
+  if ((m.type != message_type::snapshot && m.type != message_type::propose && !m.data.empty()) ||
+      (m.type != message_type::snapshot && m.last)) {
+    return errc::malformed_message;
+  }
+  if (m.type == message_type::propose_response && !m.reject &&
+      (m.index == 0 || m.log_term == 0 || m.log_term > m.term)) {
     return errc::malformed_message;
   }
   if (m.quiesce && m.type != message_type::heartbeat) return errc::malformed_message;
@@ -402,6 +409,25 @@ std::error_code core<Storage>::step(const message& m) {
     case message_type::pre_vote:
     case message_type::vote: handle_vote_request(m); return {};
     case message_type::read_index: handle_read_request(m.context, m.from); return {};
+    case message_type::propose: handle_forwarded_proposal(m); return {};
+    case message_type::propose_response: {
+      auto it = forwarded_proposals_.find(m.context);
+      if (it == forwarded_proposals_.end()) return {};  // answered already, or given up
+      forwarded_proposals_.erase(it);
+      proposal_state ps{m.context, {}, m.log_term, m.index, no_node};
+      if (m.reject) {
+        // Only the refusals propose() can give; anything else from the wire counts as
+        // not_leader (nothing was appended either way).
+        const auto why = static_cast<errc>(m.reject_hint);
+        ps = proposal_state{m.context,
+                            why == errc::uncommitted_limit || why == errc::transfer_in_progress
+                                ? make_error_code(why)
+                                : make_error_code(errc::not_leader),
+                            0, 0, m.index};
+      }
+      proposal_states_.push_back(ps);
+      return {};
+    }
     case message_type::read_index_response: {
       auto it = std::find(forwarded_reads_.begin(), forwarded_reads_.end(), m.context);
       if (it == forwarded_reads_.end()) return {};  // answered already, or failed
@@ -902,11 +928,62 @@ proposal_result core<Storage>::propose(std::span<const shared_bytes> payloads) {
   return result;
 }
 
+template <log_storage Storage>
+std::error_code core<Storage>::forward(std::uint64_t context, shared_bytes payload) {
+  if (context == 0) return errc::malformed_message;
+  if (role_ == role::leader || leader_ == no_node) return errc::not_leader;
+  // The answer is awaited by the clock: a quiesced follower resumes it (the proposal wakes
+  // the leader).
+  if (quiesced_) wake(false);
+  forwarded_proposals_[context] = ticks_;
+  message m;
+  m.type = message_type::propose;
+  m.to = leader_;
+  m.context = context;
+  m.data = std::move(payload);
+  send_now(std::move(m));
+  return {};
+}
+
+template <log_storage Storage>
+void core<Storage>::handle_forwarded_proposal(const message& m) {
+  message r;
+  r.type = message_type::propose_response;
+  r.to = m.from;
+  r.context = m.context;
+  const proposal_result p = propose(m.data);
+  if (p.error) {
+    r.reject = true;
+    r.reject_hint = static_cast<std::uint64_t>(p.error.value());
+    r.index = p.leader_hint;
+    send_now(std::move(r));
+    return;
+  }
+  r.index = p.first_index;
+  r.log_term = p.term;
+  // Sent with the batch that makes the entry durable here: the answer vouches for it.
+  send_after_persist(std::move(r));
+}
+
+template <log_storage Storage>
+void core<Storage>::fail_forwarded_proposals(bool only_expired) {
+  const auto patience = static_cast<std::uint64_t>(2 * opts_.election_ticks);
+  for (auto it = forwarded_proposals_.begin(); it != forwarded_proposals_.end();) {
+    if (only_expired && ticks_ - it->second < patience) {
+      ++it;
+      continue;
+    }
+    proposal_states_.push_back({it->first, errc::outcome_unknown, 0, 0, no_node});
+    it = forwarded_proposals_.erase(it);
+  }
+}
+
 // ---- ready / advance ------------------------------------------------------------------------
 
 template <log_storage Storage>
 bool core<Storage>::has_ready() const {
   return !messages_.empty() || !persisted_messages_.empty() || !read_states_.empty() ||
+         !proposal_states_.empty() ||
          !snapshot_chunks_.empty() || snapshot_to_install_ || !log_.unstable().empty() ||
          hard_state() != prev_hard_state_ || current_soft_state() != prev_soft_state_ ||
          log_.has_next_committed();
@@ -930,6 +1007,7 @@ ready core<Storage>::get_ready() {
   persisted_messages_.clear();
   rd.committed_entries = log_.next_committed_entries(opts_.max_apply_bytes_per_ready);
   rd.read_states = std::exchange(read_states_, {});
+  rd.proposal_states = std::exchange(proposal_states_, {});
   ready_pending_ = true;
   return rd;
 }
