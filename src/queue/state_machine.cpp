@@ -45,9 +45,74 @@ effects failed(std::error_code ec) {
 }
 constexpr std::uint8_t snapshot_version = 1;
 
+void put_options(std::vector<std::byte>& out, const queue_options& o) {
+  put(out, static_cast<std::uint32_t>(o.delivery_limit), 4);
+  put(out, o.dead_letter_target.size(), 4);
+  for (char ch : o.dead_letter_target) out.push_back(static_cast<std::byte>(ch));
+  put(out, o.max_length, 8);
+  put(out, o.max_length_bytes, 8);
+  put(out, static_cast<std::uint8_t>(o.overflow), 1);
+  for (std::int64_t v :
+       {o.message_ttl_ms, o.expires_ms, o.consumer_timeout_ms, o.retry_min_ms, o.retry_max_ms}) {
+    put(out, static_cast<std::uint64_t>(v), 8);
+  }
+  put(out, o.single_active_consumer ? 1 : 0, 1);
+}
+
+/** Reads what put_options wrote; the reader fails on anything out of range. */
+queue_options get_options(reader& in) {
+  queue_options o;
+  o.delivery_limit = static_cast<std::int32_t>(static_cast<std::uint32_t>(in.number(4)));
+  if (o.delivery_limit < -1) in.fail();
+  const std::uint64_t name = in.number(4);
+  if (name > in.remaining()) in.fail();
+  for (std::uint64_t i = 0; in.ok() && i < name; ++i) {
+    o.dead_letter_target.push_back(static_cast<char>(in.number(1)));
+  }
+  o.max_length = in.number(8);
+  o.max_length_bytes = in.number(8);
+  const auto mode = in.number(1);
+  if (mode < 1 || mode > 3) in.fail();
+  o.overflow = static_cast<overflow>(mode);
+  for (std::int64_t* v : {&o.message_ttl_ms, &o.expires_ms, &o.consumer_timeout_ms, &o.retry_min_ms,
+                          &o.retry_max_ms}) {
+    *v = static_cast<std::int64_t>(in.number(8));
+    if (*v < 0) in.fail();
+  }
+  const auto sac = in.number(1);
+  if (sac > 1) in.fail();
+  o.single_active_consumer = sac == 1;
+  return o;
+}
+
+// The fixed part of an encoded command, before its ids.
+constexpr std::size_t command_header_bytes = 1 + 1 + 8 + 4 + 1 + 4 + 1 + 8 + 8 + 8 + 8 + 4 + 4;
+
 }  // namespace
 
-raft::shared_bytes encode(const command& c) {
+std::vector<std::byte> encode(const queue_options& o) {
+  std::vector<std::byte> out;
+  put_options(out, o);
+  return out;
+}
+
+std::optional<queue_options> decode_options(std::span<const std::byte> bytes) {
+  reader in(bytes);
+  queue_options o = get_options(in);
+  if (!in.ok() || in.remaining() != 0) return std::nullopt;
+  return o;
+}
+
+std::span<const std::byte> body_of(std::span<const std::byte> payload) {
+  if (payload.size() < command_header_bytes) return {};
+  reader in(payload.subspan(command_header_bytes - 4));
+  const std::uint64_t count = in.number(4);
+  const std::size_t at = command_header_bytes + static_cast<std::size_t>(count) * 8;
+  return count > payload.size() / 8 || at > payload.size() ? std::span<const std::byte>{}
+                                                           : payload.subspan(at);
+}
+
+raft::shared_bytes encode(const command& c, std::span<const std::byte> body) {
   std::vector<std::byte> out;
   put(out, command_version, 1);
   put(out, static_cast<std::uint8_t>(c.type), 1);
@@ -63,6 +128,7 @@ raft::shared_bytes encode(const command& c) {
   put(out, static_cast<std::uint32_t>(c.consumer_priority), 4);
   put(out, c.ids.size(), 4);
   for (message_id id : c.ids) put(out, id, 8);
+  out.insert(out.end(), body.begin(), body.end());
   return raft::shared_bytes(std::move(out));
 }
 
@@ -88,10 +154,13 @@ std::optional<command> decode(std::span<const std::byte> bytes, std::error_code&
   c.sequence = in.number(8);
   c.consumer_priority = static_cast<std::int32_t>(static_cast<std::uint32_t>(in.number(4)));
   const std::uint64_t count = in.number(4);
-  // The count is checked against the bytes present before anything is reserved.
-  if (count != in.remaining() / 8 || in.remaining() % 8 != 0) in.fail();
+  // The count is checked against the bytes present before anything is reserved. What follows
+  // the ids is an enqueue's body, of exactly its size.
+  if (count > in.remaining() / 8) in.fail();
   if (in.ok()) c.ids.reserve(static_cast<std::size_t>(count));
   for (std::uint64_t i = 0; in.ok() && i < count; ++i) c.ids.push_back(in.number(8));
+  const std::size_t body = c.type == command::kind::enqueue ? c.size : 0;
+  if (in.remaining() != body) in.fail();
   if (!in.ok()) {
     ec = errc::malformed_message;
     return std::nullopt;
@@ -394,18 +463,7 @@ raft::shared_bytes state_machine::snapshot() const {
   std::vector<std::byte> out;
   auto put_signed = [&](std::int64_t v) { put(out, static_cast<std::uint64_t>(v), 8); };
   put(out, snapshot_version, 1);
-  // Options.
-  put(out, static_cast<std::uint32_t>(options_.delivery_limit), 4);
-  put(out, options_.dead_letter_target.size(), 4);
-  for (char ch : options_.dead_letter_target) out.push_back(static_cast<std::byte>(ch));
-  put(out, options_.max_length, 8);
-  put(out, options_.max_length_bytes, 8);
-  put(out, static_cast<std::uint8_t>(options_.overflow), 1);
-  for (std::int64_t v : {options_.message_ttl_ms, options_.expires_ms, options_.consumer_timeout_ms,
-                         options_.retry_min_ms, options_.retry_max_ms}) {
-    put_signed(v);
-  }
-  put(out, options_.single_active_consumer ? 1 : 0, 1);
+  put_options(out, options_);
   // State.
   put_signed(now_);
   put_signed(last_used_);
@@ -454,24 +512,9 @@ bool state_machine::restore(const raft::shared_bytes& bytes) {
   };
   state_machine s;
   if (in.number(1) != snapshot_version) return false;
-  queue_options& o = s.options_;
-  o.delivery_limit = static_cast<std::int32_t>(static_cast<std::uint32_t>(in.number(4)));
-  const std::uint64_t name = in.number(4);
-  if (name > in.remaining()) return false;
-  for (std::uint64_t i = 0; i < name; ++i) {
-    o.dead_letter_target.push_back(static_cast<char>(in.number(1)));
-  }
-  o.max_length = in.number(8);
-  o.max_length_bytes = in.number(8);
-  const auto mode = in.number(1);
-  if (mode < 1 || mode > 3) return false;
-  o.overflow = static_cast<overflow>(mode);
-  for (std::int64_t* v : {&o.message_ttl_ms, &o.expires_ms, &o.consumer_timeout_ms, &o.retry_min_ms,
-                          &o.retry_max_ms}) {
-    *v = get_signed();
-  }
-  o.single_active_consumer = get_flag();
-  o.test_mutation = options_.test_mutation;  // a property of the running code, not of the data
+  s.options_ = get_options(in);
+  if (!in.ok()) return false;
+  s.options_.test_mutation = options_.test_mutation;  // of the running code, not of the data
   s.now_ = get_signed();
   s.last_used_ = get_signed();
   s.expired_ = get_flag();

@@ -298,23 +298,26 @@ class queue_simulation {
     c.time = now_ms();
     const std::uint64_t serial = ++who.serial;
     who.busy = true;
-    cluster_.submit(who.target, queue::encode(c), [this, &who, serial, done](const outcome& o) {
-      if (!who.busy || who.serial != serial) return;
-      who.busy = false;
-      if (o.status == outcome::ok) {
-        done(true, o.result);
-        return;
-      }
-      // Follow a hint once; otherwise try the next node. The cursor moves only on the latter,
-      // so stale hints (two nodes naming each other) cannot trap a client.
-      if (o.leader_hint != raft::no_node && o.leader_hint != who.target) {
-        who.target = o.leader_hint;
-      } else {
-        who.cursor = next_node(who.cursor);
-        who.target = who.cursor;
-      }
-      done(false, std::string());
-    });
+    const std::vector<std::byte> body(c.type == queue::command::kind::enqueue ? c.size : 0);
+    cluster_.submit(who.target, queue::encode(c, body),
+                    [this, &who, serial, done](const outcome& o) {
+                      if (!who.busy || who.serial != serial) return;
+                      who.busy = false;
+                      if (o.status == outcome::ok) {
+                        done(true, o.result);
+                        return;
+                      }
+                      // Follow a hint once; otherwise try the next node. The cursor moves only on
+                      // the latter, so stale hints (two nodes naming each other) cannot trap a
+                      // client.
+                      if (o.leader_hint != raft::no_node && o.leader_hint != who.target) {
+                        who.target = o.leader_hint;
+                      } else {
+                        who.cursor = next_node(who.cursor);
+                        who.target = who.cursor;
+                      }
+                      done(false, std::string());
+                    });
     events_.after(timeout_, [this, &who, serial, done] {
       if (!who.busy || who.serial != serial) return;
       who.busy = false;

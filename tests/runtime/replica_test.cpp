@@ -255,8 +255,8 @@ TEST_CASE("a follower submits through its leader and completes at each ack level
     runtime::propose_result result;
   };
   std::map<runtime::ack_level, outcome> seen;
-  for (auto level : {runtime::ack_level::none, runtime::ack_level::leader,
-                     runtime::ack_level::majority}) {
+  for (auto level :
+       {runtime::ack_level::none, runtime::ack_level::leader, runtime::ack_level::majority}) {
     const std::string line = "level " + std::to_string(static_cast<int>(level));
     g.nodes[follower].replica->async_submit(
         raft::shared_bytes(line), level,

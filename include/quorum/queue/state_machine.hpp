@@ -117,8 +117,16 @@ struct command {
   friend bool operator==(const command&, const command&) = default;
 };
 
-/** The bytes of a command, as proposed to the log. */
-raft::shared_bytes encode(const command& c);
+/** The bytes of a command, as proposed to the log; an enqueue carries its body (of c.size
+ *  bytes) after the command. */
+raft::shared_bytes encode(const command& c, std::span<const std::byte> body = {});
+/** The body an encoded enqueue carries (empty for anything else or malformed bytes); a view
+ *  into `payload`. */
+std::span<const std::byte> body_of(std::span<const std::byte> payload);
+/** Queue options as bytes (for a registry of declared queues), and back; nothing if malformed
+ *  or out of range. */
+std::vector<std::byte> encode(const queue_options& o);
+std::optional<queue_options> decode_options(std::span<const std::byte> bytes);
 /** Decodes a command; nothing (and errc::malformed_message) on any malformed input. */
 std::optional<command> decode(std::span<const std::byte> bytes, std::error_code& ec);
 

@@ -22,8 +22,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <deque>
 #include <concepts>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -250,10 +250,10 @@ class replica {
     return boost::asio::async_initiate<CompletionToken, void(std::error_code, propose_result)>(
         [this, level](auto handler, raft::shared_bytes cmd) {
           auto w = make_waiter<propose_result>(std::move(handler));
-          boost::asio::dispatch(
-              strand_, [this, level, w = std::move(w), cmd = std::move(cmd)]() mutable {
-                begin_submit(std::move(cmd), level, std::move(w));
-              });
+          boost::asio::dispatch(strand_,
+                                [this, level, w = std::move(w), cmd = std::move(cmd)]() mutable {
+                                  begin_submit(std::move(cmd), level, std::move(w));
+                                });
         },
         token, std::move(command));
   }

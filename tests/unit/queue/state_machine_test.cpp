@@ -23,7 +23,8 @@ struct fixture {
   /** Applies `c` as the next log entry, stamped with the fixture's clock. */
   effects run(command c) {
     c.time = now;
-    return sm.apply(raft::entry{1, ++index, encode(c)});
+    const std::vector<std::byte> body(c.type == command::kind::enqueue ? c.size : 0);
+    return sm.apply(raft::entry{1, ++index, encode(c, body)});
   }
   message_id publish(std::uint8_t priority = 0, std::uint32_t size = 10) {
     command c;
@@ -282,6 +283,42 @@ TEST_CASE("commands survive the codec, and malformed commands are refused", "[qu
   }
   fixture q;
   CHECK(q.sm.apply(raft::entry{1, 1, raft::shared_bytes("junk")}).error == errc::malformed_message);
+}
+
+TEST_CASE("an enqueue carries its body, of exactly its size", "[queue][codec]") {
+  command c;
+  c.type = command::kind::enqueue;
+  c.size = 5;
+  const raft::shared_bytes body("hello");
+  const raft::shared_bytes bytes = encode(c, body.bytes());
+  std::error_code ec;
+  CHECK(decode(bytes.bytes(), ec) == c);
+  const auto carried = body_of(bytes.bytes());
+  CHECK(std::string(reinterpret_cast<const char*>(carried.data()), carried.size()) == "hello");
+  c.size = 4;  // the body is longer than the size says
+  CHECK_FALSE(decode(encode(c, body.bytes()).bytes(), ec));
+  c.type = command::kind::purge;  // only an enqueue carries a body
+  c.size = 0;
+  CHECK_FALSE(decode(encode(c, body.bytes()).bytes(), ec));
+  CHECK(body_of(raft::shared_bytes("x").bytes()).empty());
+}
+
+TEST_CASE("queue options survive their codec, and out-of-range options are refused",
+          "[queue][codec]") {
+  queue_options o;
+  o.delivery_limit = -1;
+  o.dead_letter_target = "dlq";
+  o.max_length = 7;
+  o.overflow = overflow::reject_publish_dlx;
+  o.message_ttl_ms = 1000;
+  o.single_active_consumer = true;
+  const std::vector<std::byte> bytes = encode(o);
+  CHECK(decode_options(bytes) == o);
+  for (std::size_t n = 0; n < bytes.size(); ++n) {
+    CHECK_FALSE(decode_options(std::span(bytes).subspan(0, n)));
+  }
+  o.delivery_limit = -2;
+  CHECK_FALSE(decode_options(encode(o)));
 }
 
 TEST_CASE("a retried publish with a sequence already seen enqueues nothing",

@@ -7,7 +7,9 @@ using namespace quorum::test;
 
 namespace {
 
-bool is_answer(const message& m) { return m.type == message_type::propose_response; }
+bool is_answer(const message& m) {
+  return m.type == message_type::propose_response;
+}
 
 }  // namespace
 
@@ -63,8 +65,7 @@ TEST_CASE("a forwarded proposal refused by the leader reports the leader's reaso
   CHECK(c.applied(1).back().payload.to_string() != "y");
 }
 
-TEST_CASE("a forwarded proposal whose answer is lost ends as outcome_unknown",
-          "[raft][forward]") {
+TEST_CASE("a forwarded proposal whose answer is lost ends as outcome_unknown", "[raft][forward]") {
   test_cluster c(3);
   c.elect(1);
   REQUIRE_FALSE(c[2].forward(7, raft::shared_bytes("z")));
@@ -78,8 +79,7 @@ TEST_CASE("a forwarded proposal whose answer is lost ends as outcome_unknown",
   CHECK(c.applied(2).back().payload.to_string() == "z");
 }
 
-TEST_CASE("a follower whose term changes gives up on its forwarded proposals",
-          "[raft][forward]") {
+TEST_CASE("a follower whose term changes gives up on its forwarded proposals", "[raft][forward]") {
   test_cluster c(3);
   c.elect(1);
   REQUIRE_FALSE(c[2].forward(8, raft::shared_bytes("w")));

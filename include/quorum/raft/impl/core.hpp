@@ -983,10 +983,9 @@ void core<Storage>::fail_forwarded_proposals(bool only_expired) {
 template <log_storage Storage>
 bool core<Storage>::has_ready() const {
   return !messages_.empty() || !persisted_messages_.empty() || !read_states_.empty() ||
-         !proposal_states_.empty() ||
-         !snapshot_chunks_.empty() || snapshot_to_install_ || !log_.unstable().empty() ||
-         hard_state() != prev_hard_state_ || current_soft_state() != prev_soft_state_ ||
-         log_.has_next_committed();
+         !proposal_states_.empty() || !snapshot_chunks_.empty() || snapshot_to_install_ ||
+         !log_.unstable().empty() || hard_state() != prev_hard_state_ ||
+         current_soft_state() != prev_soft_state_ || log_.has_next_committed();
 }
 
 template <log_storage Storage>
