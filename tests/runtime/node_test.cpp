@@ -11,6 +11,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "../support/scratch.hpp"
+
 #include <unistd.h>
 #include <filesystem>
 #include <map>
@@ -18,6 +20,7 @@
 #include <string>
 
 using namespace quorum;
+using quorum::test::scratch;
 namespace asio = boost::asio;
 
 namespace {
@@ -52,17 +55,6 @@ struct kv_machine {
 };
 
 using kv_node = runtime::node<kv_machine, runtime::local_network>;
-
-/** A directory on the real disk (the working directory: ctest runs in the build tree). */
-struct scratch {
-  std::string path;
-  explicit scratch(const std::string& name)
-      : path(std::filesystem::current_path().string() + "/" + name + "." +
-             std::to_string(::getpid())) {
-    std::filesystem::remove_all(path);
-  }
-  ~scratch() { std::filesystem::remove_all(path); }
-};
 
 /** Three nodes with `groups` groups each, on one io_context driven by the test thread. */
 struct cluster {

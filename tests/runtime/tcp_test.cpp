@@ -17,6 +17,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "../support/scratch.hpp"
+
 #include <unistd.h>
 #include <filesystem>
 #include <map>
@@ -283,12 +285,7 @@ TEST_CASE(
     "three nodes over TCP elect, replicate and keep every acknowledged write after "
     "losing the leader",
     "[runtime][tcp][node]") {
-  struct scratch {
-    std::string path =
-        std::filesystem::current_path().string() + "/tcp_test." + std::to_string(::getpid());
-    scratch() { std::filesystem::remove_all(path); }
-    ~scratch() { std::filesystem::remove_all(path); }
-  } dir;
+  test::scratch dir("tcp_test");
   using tcp_node = runtime::node<journal, runtime::tcp_transport>;
   asio::io_context ioc;
   storage::posix_file_system fs;

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <shared_mutex>
 #include <stdexcept>
 #include <utility>
@@ -101,6 +102,25 @@ class node {
     std::shared_lock lock(groups_mutex_);
     auto it = groups_.find(group);
     return it == groups_.end() ? nullptr : it->second->replica.get();
+  }
+
+  /**
+   * Entry `index` of group `group`'s log as stored on this node, or nothing if the group is
+   * not here, the entry is not (or no longer) in its log, or reading it failed. Any thread.
+   */
+  std::optional<raft::entry> read_entry(std::uint64_t group, raft::index_t index) const {
+    std::shared_lock lock(groups_mutex_);
+    auto it = groups_.find(group);
+    if (it == groups_.end()) return std::nullopt;
+    try {
+      std::error_code ec;
+      std::vector<raft::entry> found =
+          it->second->storage->entries(index, index + 1, ~std::uint64_t{0}, ec);
+      if (ec || found.empty()) return std::nullopt;
+      return std::move(found.front());
+    } catch (const storage::storage_error&) {
+      return std::nullopt;  // the replica itself stops on the damage when it reads there
+    }
   }
 
   /** A message from the transport; dropped (and counted) if its group is not on this node. */

@@ -1,0 +1,755 @@
+// The quorum queue service of one node: the client API over a runtime::node. Every node of a
+// cluster runs one service with the same cluster list. Group 1 is the registry of declared
+// queues, replicated on every node; each queue is its own Raft group on `replicas` of the
+// nodes, running queue::state_machine. Any node takes any call: a node that holds a replica
+// of the queue submits through it (forwarded to the leader if need be, replica::async_submit);
+// a node that holds none answers errc::no_replica, and status() names the members to use.
+//
+// Message bodies travel in the enqueue entries and stay in the queue's log; each replica keeps
+// a bounded cache of bodies (the head of the queue) and reads the rest back from its log.
+// Deliveries are effects of applying the log: every member applies them, and the member where
+// a consumer is attached hands the message to it. Completions run on the handler's associated
+// executor, or else on the service's first executor.
+#pragma once
+
+#include <quorum/error.hpp>
+#include <quorum/queue/registry.hpp>
+#include <quorum/queue/state_machine.hpp>
+#include <quorum/runtime/node.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace quorum::queue {
+
+/** The registry's Raft group id; queues get the ids after it. */
+inline constexpr std::uint64_t registry_group = 1;
+
+/** How a queue is declared. */
+struct declare_options {
+  /** Nodes holding a replica (at most the cluster's size). 3 survives one failure. */
+  std::uint32_t replicas = 3;
+  queue_options queue;
+};
+
+/** How a message is published. */
+struct publish_options {
+  /** What the completion vouches for (docs/queue.md: what each level risks). */
+  runtime::ack_level ack = runtime::ack_level::majority;
+  std::uint8_t priority = 0;
+  /** The message's own TTL (0: the queue's). */
+  std::int64_t ttl_ms = 0;
+  /** Publisher deduplication (producer 0: none): a retried publish with the same producer
+   *  and sequence is confirmed again but not enqueued twice. */
+  std::uint64_t producer = 0;
+  std::uint64_t sequence = 0;
+};
+
+/** What a publish completed with. */
+enum class publish_outcome : std::uint8_t {
+  accepted,   // enqueued (ack_level::majority)
+  duplicate,  // deduplicated: an earlier publish with this producer and sequence is enqueued
+  rejected,   // refused by the queue's length limit (overflow reject_publish / _dlx)
+  sent,       // ack_level none or leader: durable as the level says; enqueued unless refused
+};
+
+struct consumer_options {
+  /** Unacknowledged deliveries at most. */
+  std::uint32_t prefetch = 16;
+  /** Higher is served first. */
+  std::int32_t priority = 0;
+};
+
+/** A delivered message. Settle it with its consumer and id. */
+struct message {
+  std::string queue;
+  consumer_id consumer = 0;
+  message_id id = 0;
+  raft::shared_bytes body;
+  /** Failed deliveries so far; redelivered if it was delivered before. */
+  std::uint32_t failed = 0;
+  bool redelivered = false;
+};
+
+/** A queue as one of its replicas sees it. */
+struct queue_info {
+  raft::node_id leader = raft::no_node;
+  std::vector<raft::node_id> members;
+  queue_status counters;
+};
+
+struct service_settings {
+  /** This node. */
+  raft::node_id self = raft::no_node;
+  /** Every node of the cluster (the same list on each); the registry runs on all of them. */
+  std::vector<raft::node_id> cluster;
+  /** Raft options of every group (id is set to self). */
+  raft::options raft;
+  /** Ticks of every replica. Snapshots are not taken (queue logs keep the bodies). */
+  runtime::replica_settings replica;
+  /** Bodies each queue replica keeps in memory, from the head of the queue. */
+  std::uint64_t body_cache_bytes = std::uint64_t{64} << 20;
+  /** How often the leader of a queue whose rules depend on time (TTLs, queue expiry, consumer
+   *  timeout, delayed retry) proposes a tick. */
+  std::chrono::milliseconds clock_interval{1000};
+  /** A call that finds no leader yet (a queue just declared, an election under way) is retried
+   *  this often, this many times, before it fails with errc::not_leader. */
+  std::chrono::milliseconds retry_interval{50};
+  int retries = 100;
+};
+
+namespace detail {
+
+/** What applying a queue command tells its proposer, as the replica's result string. */
+struct queue_answer {
+  std::error_code error;
+  effects::publish published = effects::publish::none;
+  std::uint64_t purged = 0;
+  std::optional<delivery> got;
+};
+
+inline std::string encode_answer(const effects& fx, consumer_id getter) {
+  std::string out;
+  auto put = [&](std::uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+  };
+  put(static_cast<std::uint32_t>(fx.error.value()), 4);
+  put(static_cast<std::uint8_t>(fx.published), 1);
+  put(static_cast<std::uint64_t>(
+          std::count_if(fx.removals.begin(), fx.removals.end(),
+                        [](const removed& r) { return r.why == removal::purged; })),
+      8);
+  auto got = std::find_if(fx.deliveries.begin(), fx.deliveries.end(),
+                          [&](const delivery& d) { return d.consumer == getter; });
+  put(getter != 0 && got != fx.deliveries.end() ? 1 : 0, 1);
+  if (getter != 0 && got != fx.deliveries.end()) {
+    put(got->id, 8);
+    put(got->failed, 4);
+    put(got->redelivered ? 1 : 0, 1);
+  }
+  return out;
+}
+
+inline queue_answer decode_answer(const std::string& in, consumer_id getter) {
+  std::size_t at = 0;
+  auto get = [&](int bytes) {
+    std::uint64_t v = 0;
+    for (int i = 0; i < bytes && at < in.size(); ++i, ++at) {
+      v |= std::uint64_t{static_cast<unsigned char>(in[at])} << (8 * i);
+    }
+    return v;
+  };
+  queue_answer a;
+  if (const auto e = static_cast<int>(get(4)); e != 0)
+    a.error = make_error_code(static_cast<errc>(e));
+  a.published = static_cast<effects::publish>(get(1));
+  a.purged = get(8);
+  if (get(1) == 1) {
+    delivery d;
+    d.consumer = getter;
+    d.id = get(8);
+    d.failed = static_cast<std::uint32_t>(get(4));
+    d.redelivered = get(1) == 1;
+    a.got = d;
+  }
+  return a;
+}
+
+/** The node that attached a consumer: its id's top 16 bits. */
+inline raft::node_id node_of(consumer_id c) {
+  return c >> 48;
+}
+
+}  // namespace detail
+
+template <runtime::message_transport Transport>
+class service {
+ public:
+  /** The state machine of one Raft group: the registry (group 1) or a queue. */
+  class group_machine {
+   public:
+    group_machine(service& host, class registry r) : host_(&host), state_(std::move(r)) {}
+    group_machine(service& host, std::uint64_t group, std::string name, queue_options options)
+        : host_(&host), group_(group), name_(std::move(name)), state_(state_machine(options)) {}
+
+    std::string apply(const raft::entry& e) {
+      if (auto* r = std::get_if<class registry>(&state_)) {
+        queue_record record;
+        const registry_result result = r->apply(e, record);
+        host_->registry_applied(result, record);
+        return std::string(1, static_cast<char>(result));
+      }
+      auto& q = std::get<state_machine>(state_);
+      std::error_code ec;
+      const std::optional<command> c = decode(e.payload.bytes(), ec);
+      effects fx = c ? q.apply(e.index, *c) : effects{};
+      if (!c) fx.error = ec;
+      if (c && c->type == command::kind::enqueue && fx.published == effects::publish::accepted) {
+        cache(e.index, body_of(e.payload.bytes()));
+      }
+      for (const removed& gone : fx.removals) uncache(gone.id);
+      host_->queue_applied(*this, e, fx);
+      return detail::encode_answer(fx, c && c->type == command::kind::get ? c->consumer : 0);
+    }
+
+    const state_machine& queue() const { return std::get<state_machine>(state_); }
+    const std::string& name() const noexcept { return name_; }
+    std::uint64_t group() const noexcept { return group_; }
+
+    /** The body of live message `id`: from the cache, or read back from the log. */
+    raft::shared_bytes body(message_id id) const {
+      if (auto it = bodies_.find(id); it != bodies_.end()) return it->second;
+      std::optional<raft::entry> e = host_->node_.read_entry(group_, id);
+      return e ? raft::shared_bytes(body_of(e->payload.bytes())) : raft::shared_bytes();
+    }
+
+   private:
+    void cache(message_id id, std::span<const std::byte> body) {
+      // The cache holds the head of the queue: a message that does not fit waits in the log.
+      if (cached_bytes_ + body.size() > host_->settings_.body_cache_bytes) return;
+      cached_bytes_ += body.size();
+      bodies_.emplace(id, raft::shared_bytes(body));
+    }
+    void uncache(message_id id) {
+      auto it = bodies_.find(id);
+      if (it == bodies_.end()) return;
+      cached_bytes_ -= it->second.size();
+      bodies_.erase(it);
+    }
+
+    service* host_;
+    std::uint64_t group_ = registry_group;
+    std::string name_;
+    std::variant<class registry, state_machine> state_;
+    std::map<message_id, raft::shared_bytes> bodies_;
+    std::uint64_t cached_bytes_ = 0;
+  };
+
+  service(std::vector<boost::asio::any_io_executor> executors, storage::shared_wal& wal,
+          Transport& transport, service_settings settings)
+      : settings_(std::move(settings)),
+        executor_(executors.at(0)),
+        node_(std::move(executors), wal, transport, node_settings_of(settings_)),
+        clock_(executor_),
+        last_consumer_(std::uint64_t{settings_.self} << 48) {
+    if (settings_.self == raft::no_node || settings_.self >= (1u << 16) ||
+        std::find(settings_.cluster.begin(), settings_.cluster.end(), settings_.self) ==
+            settings_.cluster.end()) {
+      throw std::invalid_argument(
+          "service_settings: self must be a node id below 65536 in cluster");
+    }
+  }
+
+  service(const service&) = delete;
+  service& operator=(const service&) = delete;
+
+  /** Opens the registry and, as it replays, every queue this node holds a replica of. */
+  void start() {
+    raft::membership everyone;
+    everyone.voters = settings_.cluster;
+    node_.add_group(registry_group, everyone,
+                    std::make_unique<group_machine>(*this, registry(settings_.cluster)));
+    schedule_clock();
+  }
+
+  /** A message from the transport (wire the transport's receiver here). */
+  void deliver(transport::group_message m) { node_.deliver(std::move(m)); }
+  /** The transport lost node `peer` (wire tcp_transport::on_peer_lost here). */
+  void peer_lost(raft::node_id peer) { node_.peer_lost(peer); }
+
+  /** Stops every replica; run the executors until finished() before destroying it. */
+  void stop() {
+    stopping_ = true;
+    clock_.cancel();
+    node_.stop();
+  }
+  bool finished() const { return node_.finished() && !clock_running_.load(); }
+
+  /**
+   * Declares queue `name` (1 to 255 bytes). Declaring it again with the same options does
+   * nothing; with other options it fails with errc::queue_mismatch. errc::invalid_options if
+   * the replica count is 0 or above the cluster's size.
+   */
+  template <class Token>
+  auto async_declare(std::string name, declare_options options, Token&& token) {
+    return start_op<>(
+        std::forward<Token>(token), [this, name = std::move(name), options](auto done) mutable {
+          if (name.empty() || name.size() > 255 || options.replicas == 0 ||
+              options.replicas > settings_.cluster.size()) {
+            return done(make_error_code(errc::invalid_options));
+          }
+          registry_command c{registry_command::kind::declare, std::move(name), options.replicas,
+                             options.queue};
+          submit_registry(encode(c), [done](std::error_code ec) mutable { done(ec); });
+        });
+  }
+
+  /** Deletes queue `name` and its messages; errc::no_queue if it is not declared. */
+  template <class Token>
+  auto async_delete(std::string name, Token&& token) {
+    return start_op<>(std::forward<Token>(token), [this, name = std::move(name)](auto done) {
+      registry_command c{registry_command::kind::remove, name, 0, {}};
+      submit_registry(encode(c), [done](std::error_code ec) mutable { done(ec); });
+    });
+  }
+
+  /** Publishes `body` to queue `name`; completes as options.ack says. */
+  template <class Token>
+  auto async_publish(std::string name, raft::shared_bytes body, publish_options options,
+                     Token&& token) {
+    return start_op<publish_outcome>(std::forward<Token>(token), [this, name = std::move(name),
+                                                                  body = std::move(body),
+                                                                  options](auto done) {
+      command c;
+      c.type = command::kind::enqueue;
+      c.size = static_cast<std::uint32_t>(body.size());
+      c.priority = options.priority;
+      c.ttl_ms = options.ttl_ms;
+      c.producer = options.producer;
+      c.sequence = options.sequence;
+      if (options.priority > max_priority || options.ttl_ms < 0 ||
+          body.size() > std::uint32_t{0xffffffff}) {
+        return done(make_error_code(errc::invalid_options), publish_outcome::sent);
+      }
+      submit_queue(name, c, body.bytes(), options.ack, 0,
+                   [done, level = options.ack](std::error_code ec, detail::queue_answer a) mutable {
+                     if (ec || level != runtime::ack_level::majority) {
+                       return done(ec, publish_outcome::sent);
+                     }
+                     switch (a.published) {
+                       case effects::publish::duplicate:
+                         return done(ec, publish_outcome::duplicate);
+                       case effects::publish::rejected:
+                       case effects::publish::rejected_dlx:
+                         return done(ec, publish_outcome::rejected);
+                       default: return done(ec, publish_outcome::accepted);
+                     }
+                   });
+    });
+  }
+
+  /**
+   * Attaches a consumer to queue `name`: `handler` receives each delivery, on `executor`, until
+   * async_cancel. Completes with the consumer's id. The consumer must be on a node holding a
+   * replica (errc::no_replica otherwise).
+   */
+  template <class Token>
+  auto async_consume(std::string name, consumer_options options,
+                     std::function<void(message)> handler, boost::asio::any_io_executor executor,
+                     Token&& token) {
+    return start_op<consumer_id>(
+        std::forward<Token>(token), [this, name = std::move(name), options,
+                                     handler = std::move(handler), executor](auto done) mutable {
+          const consumer_id id = new_consumer_id();
+          {
+            // Registered before the attach: deliveries may apply before the attach completes.
+            std::lock_guard lock(mutex_);
+            consumers_[id] = local_consumer{name, std::move(handler), executor};
+          }
+          command c;
+          c.type = command::kind::attach;
+          c.consumer = id;
+          c.prefetch = options.prefetch;
+          c.consumer_priority = options.priority;
+          submit_queue(name, c, {}, runtime::ack_level::majority, 0,
+                       [this, done, id](std::error_code ec, detail::queue_answer a) mutable {
+                         if (!ec) ec = a.error;
+                         if (ec) forget(id);
+                         done(ec, id);
+                       });
+        });
+  }
+
+  /** Detaches a consumer: the messages it holds unsettled return to the queue (uncounted). */
+  template <class Token>
+  auto async_cancel(std::string name, consumer_id consumer, Token&& token) {
+    return start_op<>(
+        std::forward<Token>(token), [this, name = std::move(name), consumer](auto done) {
+          command c;
+          c.type = command::kind::detach;
+          c.consumer = consumer;
+          submit_queue(name, c, {}, runtime::ack_level::majority, 0,
+                       [this, done, consumer](std::error_code ec, detail::queue_answer a) mutable {
+                         if (!ec) ec = a.error;
+                         if (!ec) forget(consumer);
+                         done(ec);
+                       });
+        });
+  }
+
+  /**
+   * Settles messages `ids` held by `consumer`: settlement::ack removes them, requeue returns
+   * them (nack or reject with requeue: a failed delivery is counted), reject dead-letters or
+   * drops them (nack or reject without requeue). errc::invalid_command (nothing settled) if the
+   * consumer does not hold one of them.
+   */
+  template <class Token>
+  auto async_settle(std::string name, consumer_id consumer, settlement outcome,
+                    std::vector<message_id> ids, Token&& token) {
+    return start_op<>(std::forward<Token>(token), [this, name = std::move(name), consumer, outcome,
+                                                   ids = std::move(ids)](auto done) {
+      command c;
+      c.type = command::kind::settle;
+      c.consumer = consumer;
+      c.outcome = outcome;
+      c.ids = ids;
+      submit_queue(
+          name, c, {}, runtime::ack_level::majority, 0,
+          [done](std::error_code ec, detail::queue_answer a) mutable { done(ec ? ec : a.error); });
+    });
+  }
+
+  /** Takes one ready message, if any, held until settled with its consumer and id. Must run
+   *  on a node holding a replica. */
+  template <class Token>
+  auto async_get(std::string name, Token&& token) {
+    return start_op<std::optional<message>>(
+        std::forward<Token>(token), [this, name = std::move(name)](auto done) {
+          command c;
+          c.type = command::kind::get;
+          c.consumer = new_consumer_id();
+          submit_queue(name, c, {}, runtime::ack_level::majority, c.consumer,
+                       [this, done, name, getter = c.consumer](std::error_code ec,
+                                                               detail::queue_answer a) mutable {
+                         if (ec == errc::outcome_unknown) {
+                           // The get may have taken a message nobody will settle: give it
+                           // back (refused harmlessly if the get never applied).
+                           command back;
+                           back.type = command::kind::detach;
+                           back.consumer = getter;
+                           submit_queue(name, back, {}, runtime::ack_level::majority, 0,
+                                        [](std::error_code, detail::queue_answer) {});
+                         }
+                         if (!ec) ec = a.error;
+                         if (ec || !a.got) return done(ec, std::nullopt);
+                         done(ec, message_of(name, *a.got));
+                       });
+        });
+  }
+
+  /** Drops every ready message (unacknowledged ones stay); completes with how many. */
+  template <class Token>
+  auto async_purge(std::string name, Token&& token) {
+    return start_op<std::uint64_t>(
+        std::forward<Token>(token), [this, name = std::move(name)](auto done) {
+          command c;
+          c.type = command::kind::purge;
+          submit_queue(name, c, {}, runtime::ack_level::majority, 0,
+                       [done](std::error_code ec, detail::queue_answer a) mutable {
+                         done(ec ? ec : a.error, a.purged);
+                       });
+        });
+  }
+
+  /** The queue's leader, members and counters, read linearizably through a replica here. */
+  template <class Token>
+  auto async_status(std::string name, Token&& token) {
+    return start_op<queue_info>(std::forward<Token>(token),
+                                [this, name = std::move(name)](auto done) mutable {
+                                  std::optional<queue_record> record = lookup(name);
+                                  if (!record)
+                                    return done(make_error_code(errc::no_queue), queue_info{});
+                                  queue_info info;
+                                  info.members = record->members;
+                                  auto* r = node_.find(record->group);
+                                  if (r == nullptr)
+                                    return done(make_error_code(errc::no_replica), info);
+                                  read_status(r, info, 0, std::move(done));
+                                });
+  }
+
+  /** The declared queues, as the registry replica here has applied them. */
+  std::vector<queue_record> queues() const {
+    std::lock_guard lock(mutex_);
+    std::vector<queue_record> out;
+    for (const auto& [name, r] : declared_) out.push_back(r);
+    return out;
+  }
+
+ private:
+  using node_type = runtime::node<group_machine, Transport>;
+  using replica_type = typename node_type::replica_type;
+
+  struct local_consumer {
+    std::string queue;
+    std::function<void(message)> handler;
+    boost::asio::any_io_executor executor;
+  };
+
+  static runtime::node_settings node_settings_of(const service_settings& s) {
+    runtime::node_settings n;
+    n.self = s.self;
+    n.raft = s.raft;
+    n.replica = s.replica;
+    n.replica.snapshot_every = 0;
+    return n;
+  }
+
+  /** Runs `begin(done)`, where done(error, values...) completes `token` on its executor. */
+  template <class... Values, class Token, class Begin>
+  auto start_op(Token&& token, Begin begin) {
+    return boost::asio::async_initiate<Token, void(std::error_code, Values...)>(
+        [this](auto handler, Begin start) mutable {
+          using handler_type = decltype(handler);
+          auto h = std::make_shared<handler_type>(std::move(handler));
+          auto done = [h, ex = executor_](std::error_code ec, Values... values) mutable {
+            auto target = boost::asio::get_associated_executor(*h, ex);
+            boost::asio::post(
+                target, [h, ec, values...]() mutable { std::move (*h)(ec, std::move(values)...); });
+          };
+          start(std::move(done));
+        },
+        token, std::move(begin));
+  }
+
+  consumer_id new_consumer_id() {
+    // Ids grow with the wall clock, so a restarted node does not reuse one of its earlier
+    // life's consumers (which the queue may still list).
+    const auto now =
+        static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                       std::chrono::system_clock::now().time_since_epoch())
+                                       .count());
+    const consumer_id floor = (std::uint64_t{settings_.self} << 48) | (now & ((1ull << 48) - 1));
+    consumer_id seen = last_consumer_.load();
+    consumer_id next = 0;
+    do {
+      next = std::max(seen + 1, floor);
+    } while (!last_consumer_.compare_exchange_weak(seen, next));
+    return next;
+  }
+
+  void forget(consumer_id id) {
+    std::lock_guard lock(mutex_);
+    consumers_.erase(id);
+  }
+
+  std::optional<queue_record> lookup(const std::string& name) const {
+    std::lock_guard lock(mutex_);
+    auto it = declared_.find(name);
+    if (it == declared_.end()) return std::nullopt;
+    return it->second;
+  }
+
+  static std::int64_t wall_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+
+  /** Runs `again()` after the retry interval. */
+  template <class Again>
+  void later(Again again) {
+    auto timer = std::make_shared<boost::asio::steady_timer>(executor_, settings_.retry_interval);
+    timer->async_wait([timer, again = std::move(again)](std::error_code) mutable { again(); });
+  }
+
+  /** A linearizable read of a queue's counters, retried while no leader confirms it. */
+  template <class Done>
+  void read_status(replica_type* r, queue_info info, int attempt, Done done) {
+    auto counters = std::make_shared<queue_status>();
+    r->async_read(
+        [counters](const group_machine& m) {
+          *counters = m.queue().status();
+          return std::string();
+        },
+        [this, done, info, counters, r, attempt](std::error_code ec, std::string) mutable {
+          if (ec == errc::read_not_confirmed && attempt < settings_.retries && !stopping_) {
+            return later([this, r, info, attempt, done]() mutable {
+              read_status(r, info, attempt + 1, std::move(done));
+            });
+          }
+          info.counters = *counters;
+          info.leader = r->leader();
+          done(ec, info);
+        });
+  }
+
+  /** Submits to a replica, retrying while no leader is known (or another leader's entry
+   *  replaced the command, which was then not applied). */
+  template <class Done>
+  void submit_with_retry(replica_type* r, raft::shared_bytes bytes, runtime::ack_level level,
+                         int attempt, Done done) {
+    r->async_submit(bytes, level,
+                    [this, r, bytes, level, attempt, done](std::error_code ec,
+                                                           runtime::propose_result result) mutable {
+                      const bool retry =
+                          (ec == errc::not_leader && result.leader_hint == raft::no_node) ||
+                          ec == errc::proposal_dropped;
+                      if (!retry || attempt >= settings_.retries || stopping_) {
+                        return done(ec, std::move(result.result));
+                      }
+                      later([this, r, bytes, level, attempt, done]() mutable {
+                        submit_with_retry(r, std::move(bytes), level, attempt + 1, std::move(done));
+                      });
+                    });
+  }
+
+  template <class Done>
+  void submit_registry(raft::shared_bytes bytes, Done done) {
+    replica_type* r = node_.find(registry_group);
+    if (r == nullptr) return done(make_error_code(errc::shutting_down));
+    submit_with_retry(r, std::move(bytes), runtime::ack_level::majority, 0,
+                      [done](std::error_code ec, std::string result) mutable {
+                        if (ec) return done(ec);
+                        switch (result.empty() ? registry_result::malformed
+                                               : static_cast<registry_result>(result[0])) {
+                          case registry_result::created:
+                          case registry_result::exists:
+                          case registry_result::removed: return done(std::error_code());
+                          case registry_result::mismatch:
+                            return done(make_error_code(errc::queue_mismatch));
+                          case registry_result::missing:
+                            return done(make_error_code(errc::no_queue));
+                          default: return done(make_error_code(errc::invalid_options));
+                        }
+                      });
+  }
+
+  template <class Done>
+  void submit_queue(const std::string& name, command c, std::span<const std::byte> body,
+                    runtime::ack_level level, consumer_id getter, Done done) {
+    std::optional<queue_record> record = lookup(name);
+    if (!record) return done(make_error_code(errc::no_queue), detail::queue_answer{});
+    replica_type* r = node_.find(record->group);
+    if (r == nullptr) return done(make_error_code(errc::no_replica), detail::queue_answer{});
+    c.time = wall_ms();
+    submit_with_retry(r, encode(c, body), level, 0,
+                      [done, getter](std::error_code ec, std::string result) mutable {
+                        detail::queue_answer a;
+                        if (!ec && !result.empty()) a = detail::decode_answer(result, getter);
+                        done(ec, a);
+                      });
+  }
+
+  message message_of(const std::string& queue, const delivery& d) {
+    message m;
+    m.queue = queue;
+    m.consumer = d.consumer;
+    m.id = d.id;
+    m.failed = d.failed;
+    m.redelivered = d.redelivered;
+    // Read from the log: the cache belongs to the queue's strand.
+    std::optional<raft::entry> e = node_.read_entry(declared_group(queue), d.id);
+    if (e) m.body = raft::shared_bytes(body_of(e->payload.bytes()));
+    return m;
+  }
+
+  std::uint64_t declared_group(const std::string& name) const {
+    std::optional<queue_record> r = lookup(name);
+    return r ? r->group : 0;
+  }
+
+  /** On the registry's strand, on every node, in log order. */
+  void registry_applied(registry_result result, const queue_record& record) {
+    const bool here = std::find(record.members.begin(), record.members.end(), settings_.self) !=
+                      record.members.end();
+    if (result == registry_result::created) {
+      {
+        std::lock_guard lock(mutex_);
+        declared_[record.name] = record;
+      }
+      if (here && node_.find(record.group) == nullptr) {
+        raft::membership members;
+        members.voters = record.members;
+        node_.add_group(
+            record.group, members,
+            std::make_unique<group_machine>(*this, record.group, record.name, record.options));
+      }
+    } else if (result == registry_result::removed) {
+      {
+        std::lock_guard lock(mutex_);
+        declared_.erase(record.name);
+        std::erase_if(consumers_, [&](const auto& c) { return c.second.queue == record.name; });
+      }
+      if (auto* r = node_.find(record.group)) r->stop();
+    }
+  }
+
+  /** On a queue's strand, on every member, in log order: hands deliveries to the consumers
+   *  attached here. */
+  void queue_applied(const group_machine& m, const raft::entry&, const effects& fx) {
+    for (const delivery& d : fx.deliveries) {
+      if (detail::node_of(d.consumer) != settings_.self) continue;
+      local_consumer target;
+      {
+        std::lock_guard lock(mutex_);
+        auto it = consumers_.find(d.consumer);
+        if (it == consumers_.end()) continue;  // a get (answered to its caller), or gone
+        target = it->second;
+      }
+      message out;
+      out.queue = m.name();
+      out.consumer = d.consumer;
+      out.id = d.id;
+      out.body = m.body(d.id);
+      out.failed = d.failed;
+      out.redelivered = d.redelivered;
+      boost::asio::post(target.executor,
+                        [h = std::move(target.handler), out = std::move(out)]() { h(out); });
+    }
+    if (fx.queue_expired && node_.find(m.group()) != nullptr &&
+        node_.find(m.group())->leader() == settings_.self) {
+      // The leader deletes an expired queue (any member's delete would do; one is enough).
+      async_delete(m.name(), [](std::error_code) {});
+    }
+  }
+
+  /** The leader of each queue whose rules depend on time proposes ticks. */
+  void schedule_clock() {
+    if (stopping_) return;
+    clock_running_ = true;
+    clock_.expires_after(settings_.clock_interval);
+    clock_.async_wait([this](std::error_code ec) {
+      if (ec || stopping_) {
+        clock_running_ = false;
+        return;
+      }
+      for (const queue_record& q : queues()) {
+        const queue_options& o = q.options;
+        if (o.message_ttl_ms == 0 && o.expires_ms == 0 && o.consumer_timeout_ms == 0 &&
+            o.retry_min_ms == 0) {
+          continue;
+        }
+        replica_type* r = node_.find(q.group);
+        if (r == nullptr || r->leader() != settings_.self) continue;
+        command c;
+        c.type = command::kind::tick;
+        c.time = wall_ms();
+        r->async_submit(encode(c), runtime::ack_level::none,
+                        [](std::error_code, runtime::propose_result) {});
+      }
+      schedule_clock();
+    });
+  }
+
+  service_settings settings_;
+  boost::asio::any_io_executor executor_;
+  node_type node_;
+  boost::asio::steady_timer clock_;
+  std::atomic<bool> clock_running_{false};
+  std::atomic<bool> stopping_{false};
+  std::atomic<consumer_id> last_consumer_;
+  mutable std::mutex mutex_;
+  std::map<std::string, queue_record> declared_;
+  std::map<consumer_id, local_consumer> consumers_;
+};
+
+}  // namespace quorum::queue

@@ -1,0 +1,377 @@
+// Tests of queue::service, the client API of quorum queues: three nodes, each with a shared
+// WAL on the real disk, over the in-process transport. Declare and redeclare, publish at each
+// ack level, consume on another node than the publisher, ack / requeue / reject, get, purge,
+// delete, status, deduplication, and a restart of every node that keeps the messages. Real
+// timers (1 ms ticks); each wait is bounded.
+#include <quorum/queue/service.hpp>
+#include <quorum/runtime/local_network.hpp>
+#include <quorum/storage/file_system.hpp>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include <catch2/catch.hpp>
+
+#include "../support/scratch.hpp"
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <vector>
+
+using namespace quorum;
+namespace asio = boost::asio;
+using queue::settlement;
+using runtime::ack_level;
+
+namespace {
+
+using service = queue::service<runtime::local_network>;
+
+struct brokers {
+  explicit brokers(const std::string& path) : dir(path) {
+    for (raft::node_id id = 1; id <= 3; ++id) open(id);
+  }
+  ~brokers() {
+    for (raft::node_id id = 1; id <= 3; ++id) close(id);
+  }
+
+  void open(raft::node_id id) {
+    auto& m = members[id];
+    m.wal = std::make_unique<storage::shared_wal>(fs, dir + "/node-" + std::to_string(id));
+    queue::service_settings s;
+    s.self = id;
+    s.cluster = {1, 2, 3};
+    s.raft.seed = id * 13;
+    s.replica.tick = std::chrono::milliseconds(1);
+    s.clock_interval = std::chrono::milliseconds(5);
+    s.retry_interval = std::chrono::milliseconds(5);
+    s.body_cache_bytes = cache_bytes;
+    m.svc = std::make_unique<service>(std::vector<asio::any_io_executor>{ioc.get_executor()},
+                                      *m.wal, network, s);
+    network.attach_node(id, ioc.get_executor(), [n = m.svc.get()](transport::group_message gm) {
+      n->deliver(std::move(gm));
+    });
+    m.svc->start();
+  }
+  void close(raft::node_id id) {
+    auto& m = members[id];
+    if (!m.svc) return;
+    network.detach(id);
+    m.svc->stop();
+    for (int i = 0; i < 10000 && !m.svc->finished(); ++i) ioc.run_for(std::chrono::milliseconds(1));
+    CHECK(m.svc->finished());
+    ioc.poll();
+    m.svc.reset();
+    m.wal.reset();
+  }
+
+  template <class Done>
+  bool run_until(Done done) {
+    for (int i = 0; i < 10000 && !done(); ++i) ioc.run_for(std::chrono::milliseconds(1));
+    return done();
+  }
+
+  /** Runs an asynchronous call to completion; returns its (error, values...). */
+  template <class... Values, class Start>
+  std::tuple<std::error_code, Values...> call(Start start) {
+    std::optional<std::tuple<std::error_code, Values...>> out;
+    start([&](std::error_code ec, Values... v) { out.emplace(ec, std::move(v)...); });
+    REQUIRE(run_until([&] { return out.has_value(); }));
+    return std::move(*out);
+  }
+
+  service& operator[](raft::node_id id) { return *members.at(id).svc; }
+
+  std::error_code declare(raft::node_id at, const std::string& name,
+                          queue::declare_options o = {}) {
+    return std::get<0>(call<>([&](auto h) { (*this)[at].async_declare(name, o, h); }));
+  }
+  std::pair<std::error_code, queue::publish_outcome> publish(raft::node_id at,
+                                                             const std::string& name,
+                                                             const std::string& body,
+                                                             queue::publish_options o = {}) {
+    auto [ec, outcome] = call<queue::publish_outcome>(
+        [&](auto h) { (*this)[at].async_publish(name, raft::shared_bytes(body), o, h); });
+    return {ec, outcome};
+  }
+  std::optional<queue::message> get(raft::node_id at, const std::string& name) {
+    auto [ec, m] =
+        call<std::optional<queue::message>>([&](auto h) { (*this)[at].async_get(name, h); });
+    REQUIRE_FALSE(ec);
+    return m;
+  }
+  std::error_code settle(raft::node_id at, const queue::message& m, settlement s) {
+    return std::get<0>(call<>([&](auto h) {
+      (*this)[at].async_settle(m.queue, m.consumer, s, std::vector<queue::message_id>{m.id}, h);
+    }));
+  }
+  queue::queue_info status(raft::node_id at, const std::string& name) {
+    auto [ec, info] = call<queue::queue_info>([&](auto h) { (*this)[at].async_status(name, h); });
+    REQUIRE_FALSE(ec);
+    return info;
+  }
+
+  struct member {
+    std::unique_ptr<storage::shared_wal> wal;
+    std::unique_ptr<service> svc;
+  };
+  std::string dir;
+  std::uint64_t cache_bytes = std::uint64_t{64} << 20;
+  storage::posix_file_system fs;
+  asio::io_context ioc;
+  asio::executor_work_guard<asio::io_context::executor_type> work{ioc.get_executor()};
+  runtime::local_network network;
+  std::map<raft::node_id, member> members;
+};
+
+std::string text(const raft::shared_bytes& b) {
+  return b.to_string();
+}
+
+}  // namespace
+
+TEST_CASE("declaring a queue again with the same options does nothing, with others fails",
+          "[queue][service][declare]") {
+  test::scratch dir("queue_service_declare");
+  brokers b(dir.path);
+  queue::declare_options o;
+  o.queue.max_length = 10;
+  REQUIRE_FALSE(b.declare(1, "orders", o));
+  CHECK_FALSE(b.declare(2, "orders", o));  // the same, through another node
+  o.queue.max_length = 11;
+  CHECK(b.declare(3, "orders", o) == errc::queue_mismatch);
+  o.replicas = 4;
+  CHECK(b.declare(1, "too-many", o) == errc::invalid_options);
+  CHECK(b.declare(1, "", {}) == errc::invalid_options);
+  // Every node learns the queue, with the options it was first declared with.
+  REQUIRE(b.run_until([&] {
+    for (raft::node_id id = 1; id <= 3; ++id) {
+      if (b[id].queues().size() != 1) return false;
+    }
+    return true;
+  }));
+  CHECK(b[3].queues()[0].options.max_length == 10);
+  CHECK(b[3].queues()[0].members == std::vector<raft::node_id>{1, 2, 3});
+}
+
+TEST_CASE("a message published on one node is delivered to a consumer on another and acked",
+          "[queue][service][consume]") {
+  test::scratch dir("queue_service_consume");
+  brokers b(dir.path);
+  REQUIRE_FALSE(b.declare(1, "jobs"));
+  std::vector<queue::message> received;
+  auto [ec, consumer] = b.call<queue::consumer_id>([&](auto h) {
+    b[2].async_consume(
+        "jobs", {}, [&](queue::message m) { received.push_back(std::move(m)); },
+        b.ioc.get_executor(), h);
+  });
+  REQUIRE_FALSE(ec);
+  auto [pec, outcome] = b.publish(3, "jobs", "hello");
+  REQUIRE_FALSE(pec);
+  CHECK(outcome == queue::publish_outcome::accepted);
+  REQUIRE(b.run_until([&] { return received.size() == 1; }));
+  CHECK(text(received[0].body) == "hello");
+  CHECK(received[0].consumer == consumer);
+  CHECK_FALSE(received[0].redelivered);
+  CHECK(b.status(1, "jobs").counters.unacked == 1);
+  REQUIRE_FALSE(b.settle(2, received[0], settlement::ack));
+  const queue::queue_info info = b.status(1, "jobs");
+  CHECK(info.counters.ready + info.counters.unacked == 0);
+  CHECK(info.counters.consumers == 1);
+  CHECK(info.leader != raft::no_node);
+  // Nothing is delivered twice.
+  b.ioc.run_for(std::chrono::milliseconds(20));
+  CHECK(received.size() == 1);
+}
+
+TEST_CASE("a publish completes at each ack level and every level enqueues the message",
+          "[queue][service][ack-level]") {
+  test::scratch dir("queue_service_ack_levels");
+  brokers b(dir.path);
+  REQUIRE_FALSE(b.declare(1, "levels"));
+  for (auto level : {ack_level::none, ack_level::leader, ack_level::majority}) {
+    queue::publish_options o;
+    o.ack = level;
+    for (raft::node_id at = 1; at <= 3; ++at) {
+      auto [ec, outcome] = b.publish(at, "levels", "m", o);
+      CHECK_FALSE(ec);
+      CHECK(outcome == (level == ack_level::majority ? queue::publish_outcome::accepted
+                                                     : queue::publish_outcome::sent));
+    }
+  }
+  // Fire-and-forget publishes are applied too, once they commit.
+  REQUIRE(b.run_until([&] { return b.status(2, "levels").counters.ready == 9; }));
+}
+
+TEST_CASE("a retried publish with the same producer and sequence is confirmed as a duplicate",
+          "[queue][service][deduplication]") {
+  test::scratch dir("queue_service_dedup");
+  brokers b(dir.path);
+  REQUIRE_FALSE(b.declare(1, "dedup"));
+  queue::publish_options o;
+  o.producer = 7;
+  o.sequence = 1;
+  CHECK(b.publish(1, "dedup", "a", o).second == queue::publish_outcome::accepted);
+  CHECK(b.publish(2, "dedup", "a", o).second == queue::publish_outcome::duplicate);
+  o.sequence = 2;
+  CHECK(b.publish(3, "dedup", "b", o).second == queue::publish_outcome::accepted);
+  CHECK(b.status(1, "dedup").counters.ready == 2);
+}
+
+TEST_CASE("get takes one message, a requeue returns it counted, a reject drops it",
+          "[queue][service][get]") {
+  test::scratch dir("queue_service_get");
+  brokers b(dir.path);
+  REQUIRE_FALSE(b.declare(1, "one-shot"));
+  CHECK_FALSE(b.get(2, "one-shot"));  // empty
+  REQUIRE_FALSE(b.publish(1, "one-shot", "first").first);
+  REQUIRE_FALSE(b.publish(1, "one-shot", "second").first);
+  std::optional<queue::message> m = b.get(3, "one-shot");
+  REQUIRE(m);
+  CHECK(text(m->body) == "first");
+  REQUIRE_FALSE(b.settle(3, *m, settlement::requeue));
+  m = b.get(2, "one-shot");
+  REQUIRE(m);
+  CHECK(text(m->body) == "first");  // back in its place, ahead of newer messages
+  CHECK(m->redelivered);
+  CHECK(m->failed == 1);
+  REQUIRE_FALSE(b.settle(2, *m, settlement::reject));
+  m = b.get(1, "one-shot");
+  REQUIRE(m);
+  CHECK(text(m->body) == "second");
+  // Settling what the consumer does not hold changes nothing.
+  queue::message wrong = *m;
+  wrong.id += 1000;
+  CHECK(b.settle(1, wrong, settlement::ack) == errc::invalid_command);
+  REQUIRE_FALSE(b.settle(1, *m, settlement::ack));
+  CHECK_FALSE(b.get(1, "one-shot"));
+}
+
+TEST_CASE("a consumer that cancels returns its unacknowledged messages, uncounted",
+          "[queue][service][cancel]") {
+  test::scratch dir("queue_service_cancel");
+  brokers b(dir.path);
+  REQUIRE_FALSE(b.declare(1, "work"));
+  std::vector<queue::message> received;
+  auto [ec, consumer] = b.call<queue::consumer_id>([&](auto h) {
+    b[1].async_consume(
+        "work", queue::consumer_options{1, 0},
+        [&](queue::message m) { received.push_back(std::move(m)); }, b.ioc.get_executor(), h);
+  });
+  REQUIRE_FALSE(ec);
+  REQUIRE_FALSE(b.publish(2, "work", "a").first);
+  REQUIRE_FALSE(b.publish(2, "work", "b").first);
+  REQUIRE(b.run_until([&] { return received.size() == 1; }));
+  b.ioc.run_for(std::chrono::milliseconds(20));
+  CHECK(received.size() == 1);  // prefetch 1
+  REQUIRE_FALSE(std::get<0>(b.call<>([&](auto h) { b[1].async_cancel("work", consumer, h); })));
+  std::optional<queue::message> m = b.get(3, "work");
+  REQUIRE(m);
+  CHECK(text(m->body) == "a");
+  CHECK(m->redelivered);
+  CHECK(m->failed == 0);
+}
+
+TEST_CASE("purge drops the ready messages, delete removes the queue",
+          "[queue][service][purge][delete]") {
+  test::scratch dir("queue_service_purge");
+  brokers b(dir.path);
+  REQUIRE_FALSE(b.declare(1, "tmp"));
+  for (int i = 0; i < 3; ++i) REQUIRE_FALSE(b.publish(1, "tmp", "x").first);
+  auto [ec, purged] = b.call<std::uint64_t>([&](auto h) { b[2].async_purge("tmp", h); });
+  REQUIRE_FALSE(ec);
+  CHECK(purged == 3);
+  REQUIRE_FALSE(std::get<0>(b.call<>([&](auto h) { b[3].async_delete("tmp", h); })));
+  REQUIRE(b.run_until([&] { return b[1].queues().empty() && b[2].queues().empty(); }));
+  CHECK(b.publish(1, "tmp", "x").first == errc::no_queue);
+  CHECK(std::get<0>(b.call<>([&](auto h) { b[1].async_delete("tmp", h); })) == errc::no_queue);
+  // Declared again, it is a new queue (a new group), empty.
+  REQUIRE_FALSE(b.declare(2, "tmp"));
+  CHECK(b.status(1, "tmp").counters.ready == 0);
+}
+
+TEST_CASE("a node without a replica of the queue says so, and status names the members",
+          "[queue][service][members]") {
+  test::scratch dir("queue_service_members");
+  brokers b(dir.path);
+  queue::declare_options o;
+  o.replicas = 1;
+  REQUIRE_FALSE(b.declare(1, "single", o));
+  REQUIRE(b.run_until([&] {
+    for (raft::node_id id = 1; id <= 3; ++id) {
+      if (b[id].queues().size() != 1) return false;
+    }
+    return true;
+  }));
+  const std::vector<raft::node_id> members = b[1].queues()[0].members;
+  REQUIRE(members.size() == 1);
+  const raft::node_id holder = members[0];
+  const raft::node_id other = holder % 3 + 1;
+  CHECK(b.publish(other, "single", "x").first == errc::no_replica);
+  auto [ec, info] = b.call<queue::queue_info>([&](auto h) { b[other].async_status("single", h); });
+  CHECK(ec == errc::no_replica);
+  CHECK(info.members == members);
+  CHECK_FALSE(b.publish(holder, "single", "x").first);
+}
+
+TEST_CASE("every node restarts: the queues and their messages are still there, read from the log",
+          "[queue][service][restart]") {
+  test::scratch dir("queue_service_restart");
+  brokers b(dir.path);
+  b.cache_bytes = 0;  // every body is read back from the log, before and after the restart
+  for (raft::node_id id = 1; id <= 3; ++id) {
+    b.close(id);
+    b.open(id);
+  }
+  REQUIRE_FALSE(b.declare(1, "durable"));
+  for (int i = 0; i < 5; ++i) {
+    REQUIRE_FALSE(b.publish(2, "durable", "message " + std::to_string(i)).first);
+  }
+  std::optional<queue::message> first = b.get(3, "durable");
+  REQUIRE(first);
+  CHECK(text(first->body) == "message 0");
+  for (raft::node_id id = 1; id <= 3; ++id) b.close(id);
+  for (raft::node_id id = 1; id <= 3; ++id) b.open(id);
+  REQUIRE(b.run_until([&] { return b[1].queues().size() == 1; }));
+  // The get's consumer belonged to node 3's earlier life: its message is still held.
+  const queue::queue_info info = b.status(1, "durable");
+  CHECK(info.counters.ready == 4);
+  CHECK(info.counters.unacked == 1);
+  for (int i = 1; i < 5; ++i) {
+    std::optional<queue::message> m = b.get(1 + static_cast<raft::node_id>(i % 3), "durable");
+    REQUIRE(m);
+    CHECK(text(m->body) == "message " + std::to_string(i));
+  }
+}
+
+TEST_CASE("after a queue's leader stops, the other members keep publishing and delivering",
+          "[queue][service][failover]") {
+  test::scratch dir("queue_service_failover");
+  brokers b(dir.path);
+  REQUIRE_FALSE(b.declare(1, "ha"));
+  REQUIRE_FALSE(b.publish(1, "ha", "before").first);
+  const raft::node_id leader = b.status(1, "ha").leader;
+  REQUIRE(leader != raft::no_node);
+  b.close(leader);
+  const raft::node_id survivor = leader % 3 + 1;
+  // A publish forwarded to the stopped leader gets no answer (errc::outcome_unknown): with a
+  // producer id and sequence it is safe to send again until it is confirmed.
+  queue::publish_options o;
+  o.producer = 1;
+  o.sequence = 1;
+  std::error_code ec = errc::outcome_unknown;
+  for (int i = 0; i < 10 && ec == errc::outcome_unknown; ++i) {
+    ec = b.publish(survivor, "ha", "after", o).first;
+  }
+  REQUIRE_FALSE(ec);
+  std::optional<queue::message> m = b.get(survivor, "ha");
+  REQUIRE(m);
+  CHECK(text(m->body) == "before");
+  REQUIRE_FALSE(b.settle(survivor, *m, settlement::ack));
+  m = b.get(survivor % 3 + 1 == leader ? survivor : survivor % 3 + 1, "ha");
+  REQUIRE(m);
+  CHECK(text(m->body) == "after");
+}
