@@ -43,12 +43,13 @@ effects failed(std::error_code ec) {
   out.error = ec;
   return out;
 }
-constexpr std::uint8_t snapshot_version = 1;
+constexpr std::uint8_t snapshot_version = 2;
 
 void put_options(std::vector<std::byte>& out, const queue_options& o) {
   put(out, static_cast<std::uint32_t>(o.delivery_limit), 4);
   put(out, o.dead_letter_target.size(), 4);
   for (char ch : o.dead_letter_target) out.push_back(static_cast<std::byte>(ch));
+  put(out, static_cast<std::uint8_t>(o.dead_letter), 1);
   put(out, o.max_length, 8);
   put(out, o.max_length_bytes, 8);
   put(out, static_cast<std::uint8_t>(o.overflow), 1);
@@ -69,6 +70,9 @@ queue_options get_options(reader& in) {
   for (std::uint64_t i = 0; in.ok() && i < name; ++i) {
     o.dead_letter_target.push_back(static_cast<char>(in.number(1)));
   }
+  const auto strategy = in.number(1);
+  if (strategy < 1 || strategy > 2) in.fail();
+  o.dead_letter = static_cast<dead_letter_strategy>(strategy);
   o.max_length = in.number(8);
   o.max_length_bytes = in.number(8);
   const auto mode = in.number(1);
@@ -137,7 +141,7 @@ std::optional<command> decode(std::span<const std::byte> bytes, std::error_code&
   command c;
   if (in.number(1) != command_version) in.fail();
   const auto type = in.number(1);
-  if (type < 1 || type > 7) in.fail();
+  if (type < 1 || type > 8) in.fail();
   c.type = static_cast<command::kind>(type);
   c.consumer = in.number(8);
   c.size = static_cast<std::uint32_t>(in.number(4));
@@ -245,6 +249,14 @@ effects state_machine::apply(raft::index_t index, const command& c) {
       break;
     }
     case command::kind::tick: break;
+    case command::kind::dead_lettered:
+      // Idempotent: a hand-over repeated after a failure confirms nothing new.
+      for (message_id id : c.ids) {
+        if (dead_letters_.erase(id) == 0) continue;
+        messages_.erase(id);
+        out.removals.push_back({id, removal::dead_lettered});
+      }
+      break;
   }
   housekeeping(out);
   choose_active();
@@ -277,7 +289,7 @@ void state_machine::enqueue(raft::index_t index, const command& c, effects& out)
   }
   std::int64_t ttl = options_.message_ttl_ms;
   if (c.ttl_ms > 0 && (ttl == 0 || c.ttl_ms < ttl)) ttl = c.ttl_ms;
-  messages_[index] = message{c.size, c.priority, 0, false, ttl > 0 ? now_ + ttl : 0, 0};
+  messages_[index] = message{c.size, c.priority, 0, false, false, ttl > 0 ? now_ + ttl : 0, 0};
   make_ready(index);
   out.published = effects::publish::accepted;
   // Only an accepted message counts for deduplication: a refused one may be sent again.
@@ -306,12 +318,21 @@ void state_machine::unready(message_id id) {
 
 void state_machine::discard(message_id id, removal why, effects& out) {
   unready(id);
-  messages_.erase(id);
   // Rejected, dropped and expired messages go to the dead-letter target if there is one.
   if ((why == removal::dropped || why == removal::expired) &&
       !options_.dead_letter_target.empty()) {
+    if (options_.dead_letter == dead_letter_strategy::at_least_once) {
+      // Kept (undeliverable) until the target confirms it has the message.
+      message& m = messages_.at(id);
+      m.dead = true;
+      m.delivered = false;  // never delivered again: a snapshot records only that it is dead
+      dead_letters_.insert(id);
+      out.dead_letters.push_back(id);
+      return;
+    }
     why = removal::dead_lettered;
   }
+  messages_.erase(id);
   out.removals.push_back({id, why});
 }
 
@@ -446,6 +467,7 @@ queue_status state_machine::status() const {
   s.ready = ready_.size();
   s.ready_bytes = ready_bytes_;
   s.delayed = delayed_.size();
+  s.dead_lettering = dead_letters_.size();
   for (const auto& [id, c] : consumers_) {
     s.unacked += c.unacked.size();
     for (const auto& [m, since] : c.unacked) s.unacked_bytes += messages_.at(m).size;
@@ -477,7 +499,7 @@ raft::shared_bytes state_machine::snapshot() const {
     put(out, m.size, 4);
     put(out, m.priority, 1);
     put(out, m.failed, 4);
-    put(out, m.delivered ? 1 : 0, 1);
+    put(out, m.dead ? 2 : m.delivered ? 1 : 0, 1);
     put_signed(m.expires_at);
     put_signed(m.ready_at);
   }
@@ -529,7 +551,10 @@ bool state_machine::restore(const raft::shared_bytes& bytes) {
     m.size = static_cast<std::uint32_t>(in.number(4));
     m.priority = static_cast<std::uint8_t>(in.number(1));
     m.failed = static_cast<std::uint32_t>(in.number(4));
-    m.delivered = get_flag();
+    const auto state = in.number(1);
+    if (state > 2) in.fail();
+    m.delivered = state == 1;
+    m.dead = state == 2;
     m.expires_at = get_signed();
     m.ready_at = get_signed();
     if (m.priority > max_priority || !s.messages_.emplace(id, m).second) return false;
@@ -566,7 +591,9 @@ bool state_machine::restore(const raft::shared_bytes& bytes) {
   // Messages not held are delayed (a retry time ahead) or ready.
   for (const auto& [id, m] : s.messages_) {
     if (held.contains(id)) continue;
-    if (m.ready_at != 0) {
+    if (m.dead) {
+      s.dead_letters_.insert(id);
+    } else if (m.ready_at != 0) {
       s.delayed_.insert({m.ready_at, id});
     } else {
       s.make_ready(id);

@@ -32,6 +32,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -205,8 +206,8 @@ class service {
       if (c && c->type == command::kind::enqueue && fx.published == effects::publish::accepted) {
         cache(e.index, body_of(e.payload.bytes()));
       }
+      host_->queue_applied(*this, e, fx);  // may read the bodies of messages leaving
       for (const removed& gone : fx.removals) uncache(gone.id);
-      host_->queue_applied(*this, e, fx);
       return detail::encode_answer(fx, c && c->type == command::kind::get ? c->consumer : 0);
     }
 
@@ -462,19 +463,22 @@ class service {
   /** The queue's leader, members and counters, read linearizably through a replica here. */
   template <class Token>
   auto async_status(std::string name, Token&& token) {
-    return start_op<queue_info>(std::forward<Token>(token),
-                                [this, name = std::move(name)](auto done) mutable {
-                                  std::optional<queue_record> record = lookup(name);
-                                  if (!record)
-                                    return done(make_error_code(errc::no_queue), queue_info{});
-                                  queue_info info;
-                                  info.members = record->members;
-                                  auto* r = node_.find(record->group);
-                                  if (r == nullptr)
-                                    return done(make_error_code(errc::no_replica), info);
-                                  read_status(r, info, 0, std::move(done));
-                                });
+    return start_op<queue_info>(
+        std::forward<Token>(token), [this, name = std::move(name)](auto done) mutable {
+          resolve(name, [this, done](std::optional<queue_record> record) mutable {
+            if (!record) return done(make_error_code(errc::no_queue), queue_info{});
+            queue_info info;
+            info.members = record->members;
+            auto* r = node_.find(record->group);
+            if (r == nullptr) return done(make_error_code(errc::no_replica), info);
+            read_status(r, info, 0, std::move(done));
+          });
+        });
   }
+
+  /** At-most-once dead letters this node failed to hand to their target (it has no replica of
+   *  the target, or the publish failed): they are gone. */
+  std::uint64_t dead_letters_lost() const noexcept { return dead_letters_lost_.load(); }
 
   /** The declared queues, as the registry replica here has applied them. */
   std::vector<queue_record> queues() const {
@@ -546,6 +550,18 @@ class service {
     auto it = declared_.find(name);
     if (it == declared_.end()) return std::nullopt;
     return it->second;
+  }
+
+  /** Calls `then` with queue `name`'s record. A queue this node has not heard of may have been
+   *  declared through another node a moment ago: a linearizable read of the registry first
+   *  brings this node up to date (read-your-writes across nodes). */
+  template <class Then>
+  void resolve(const std::string& name, Then then) {
+    if (std::optional<queue_record> record = lookup(name)) return then(std::move(record));
+    replica_type* r = node_.find(registry_group);
+    if (r == nullptr) return then(std::nullopt);
+    r->async_read([](const group_machine&) { return std::string(); },
+                  [this, name, then](std::error_code, std::string) mutable { then(lookup(name)); });
   }
 
   static std::int64_t wall_ms() {
@@ -626,17 +642,19 @@ class service {
   template <class Done>
   void submit_queue(const std::string& name, command c, std::span<const std::byte> body,
                     runtime::ack_level level, consumer_id getter, Done done) {
-    std::optional<queue_record> record = lookup(name);
-    if (!record) return done(make_error_code(errc::no_queue), detail::queue_answer{});
-    replica_type* r = node_.find(record->group);
-    if (r == nullptr) return done(make_error_code(errc::no_replica), detail::queue_answer{});
     c.time = wall_ms();
-    submit_with_retry(r, encode(c, body), level, 0,
-                      [done, getter](std::error_code ec, std::string result) mutable {
-                        detail::queue_answer a;
-                        if (!ec && !result.empty()) a = detail::decode_answer(result, getter);
-                        done(ec, a);
-                      });
+    resolve(name, [this, bytes = encode(c, body), level, getter,
+                   done](std::optional<queue_record> record) mutable {
+      if (!record) return done(make_error_code(errc::no_queue), detail::queue_answer{});
+      replica_type* r = node_.find(record->group);
+      if (r == nullptr) return done(make_error_code(errc::no_replica), detail::queue_answer{});
+      submit_with_retry(r, std::move(bytes), level, 0,
+                        [done, getter](std::error_code ec, std::string result) mutable {
+                          detail::queue_answer a;
+                          if (!ec && !result.empty()) a = detail::decode_answer(result, getter);
+                          done(ec, a);
+                        });
+    });
   }
 
   message message_of(const std::string& queue, const delivery& d) {
@@ -705,14 +723,78 @@ class service {
       boost::asio::post(target.executor,
                         [h = std::move(target.handler), out = std::move(out)]() { h(out); });
     }
-    if (fx.queue_expired && node_.find(m.group()) != nullptr &&
-        node_.find(m.group())->leader() == settings_.self) {
-      // The leader deletes an expired queue (any member's delete would do; one is enough).
-      async_delete(m.name(), [](std::error_code) {});
+    replica_type* r = node_.find(m.group());
+    if (r == nullptr || r->leader() != settings_.self) return;
+    // The leader acts for the queue: dead-letter hand-overs and the delete of an expired queue.
+    const queue_options& o = m.queue().options();
+    if (!o.dead_letter_target.empty()) {
+      for (const removed& gone : fx.removals) {
+        if (gone.why != removal::dead_lettered) continue;
+        // At most once: the message has left the queue; a failed hand-over loses it.
+        publish_options p;
+        p.ack = runtime::ack_level::leader;
+        async_publish(o.dead_letter_target, m.body(gone.id), p,
+                      [this](std::error_code ec, publish_outcome) {
+                        if (ec) ++dead_letters_lost_;
+                      });
+      }
+      for (message_id id : fx.dead_letters) hand_over(m.group(), m.name(), o, id, m.body(id));
     }
+    if (fx.queue_expired) async_delete(m.name(), [](std::error_code) {});
   }
 
-  /** The leader of each queue whose rules depend on time proposes ticks. */
+  /** At least once: publishes dead letter `id` to the target with a majority confirm, then
+   *  tells the source queue, which only then lets it go. A failed step is retried by the
+   *  clock (resume_dead_letters), by whichever node leads the source then. */
+  void hand_over(std::uint64_t group, const std::string& source, const queue_options& o,
+                 message_id id, raft::shared_bytes body) {
+    {
+      std::lock_guard lock(mutex_);
+      if (!handing_over_[group].insert(id).second) return;  // under way already
+    }
+    async_publish(o.dead_letter_target, std::move(body), publish_options{},
+                  [this, group, source, id](std::error_code ec, publish_outcome outcome) {
+                    if (ec || outcome == publish_outcome::rejected) return handed_over(group, id);
+                    command c;
+                    c.type = command::kind::dead_lettered;
+                    c.ids = {id};
+                    submit_queue(source, c, {}, runtime::ack_level::majority, 0,
+                                 [this, group, id](std::error_code, detail::queue_answer) {
+                                   handed_over(group, id);
+                                 });
+                  });
+  }
+  void handed_over(std::uint64_t group, message_id id) {
+    std::lock_guard lock(mutex_);
+    handing_over_[group].erase(id);
+  }
+
+  /** The leader of an at-least-once queue hands over the dead letters still pending (a new
+   *  leader takes over those its predecessor did not finish). */
+  void resume_dead_letters(const queue_record& q, replica_type* r) {
+    struct pending {
+      std::vector<message_id> ids;
+      std::vector<raft::shared_bytes> bodies;
+    };
+    auto found = std::make_shared<pending>();
+    r->async_read(
+        [found](const group_machine& m) {
+          for (message_id id : m.queue().dead_letters()) {
+            found->ids.push_back(id);
+            found->bodies.push_back(m.body(id));
+          }
+          return std::string();
+        },
+        [this, found, q](std::error_code ec, std::string) {
+          if (ec) return;
+          for (std::size_t i = 0; i < found->ids.size(); ++i) {
+            hand_over(q.group, q.name, q.options, found->ids[i], found->bodies[i]);
+          }
+        });
+  }
+
+  /** Every clock interval, the leader of each queue whose rules depend on time proposes a
+   *  tick, and the leader of each at-least-once queue resumes its dead-letter hand-overs. */
   void schedule_clock() {
     if (stopping_) return;
     clock_running_ = true;
@@ -724,12 +806,14 @@ class service {
       }
       for (const queue_record& q : queues()) {
         const queue_options& o = q.options;
-        if (o.message_ttl_ms == 0 && o.expires_ms == 0 && o.consumer_timeout_ms == 0 &&
-            o.retry_min_ms == 0) {
-          continue;
-        }
+        const bool time_based = o.message_ttl_ms != 0 || o.expires_ms != 0 ||
+                                o.consumer_timeout_ms != 0 || o.retry_min_ms != 0;
         replica_type* r = node_.find(q.group);
         if (r == nullptr || r->leader() != settings_.self) continue;
+        if (o.dead_letter == dead_letter_strategy::at_least_once && !o.dead_letter_target.empty()) {
+          resume_dead_letters(q, r);
+        }
+        if (!time_based) continue;
         command c;
         c.type = command::kind::tick;
         c.time = wall_ms();
@@ -750,6 +834,8 @@ class service {
   mutable std::mutex mutex_;
   std::map<std::string, queue_record> declared_;
   std::map<consumer_id, local_consumer> consumers_;
+  std::map<std::uint64_t, std::set<message_id>> handing_over_;  // group -> dead letters
+  std::atomic<std::uint64_t> dead_letters_lost_{0};
 };
 
 }  // namespace quorum::queue

@@ -34,6 +34,17 @@ enum class overflow : std::uint8_t {
   reject_publish_dlx = 3,  // refused, and dead-lettered
 };
 
+/** How dead-lettered messages reach their target (queue_options::dead_letter_target). */
+enum class dead_letter_strategy : std::uint8_t {
+  /** The message leaves the queue at once; the host hands it to the target, and it is lost if
+   *  the host fails first. */
+  at_most_once = 1,
+  /** The message stays in the queue (not deliverable) until the host has it durably in the
+   *  target and says so with a dead_lettered command; a hand-over may repeat after a failure.
+   *  Messages refused at publish (reject_publish_dlx) were never in the queue: at most once. */
+  at_least_once = 2,
+};
+
 /** Deliberate bugs, for the simulator's own tests only (like raft::mutation). */
 enum class queue_mutation : std::uint8_t {
   none,
@@ -50,6 +61,7 @@ struct queue_options {
   std::int32_t delivery_limit = 20;
   /** Where dead-lettered messages go (the host routes them); empty: they are dropped. */
   std::string dead_letter_target;
+  dead_letter_strategy dead_letter = dead_letter_strategy::at_most_once;
   /** Ready messages (and their body bytes) beyond which `overflow` applies; 0: no limit.
    *  Unacknowledged messages do not count. */
   std::uint64_t max_length = 0;
@@ -93,6 +105,7 @@ struct command {
     purge = 5,    // every ready message is dropped (unacknowledged ones stay)
     get = 6,      // consumer: one ready message, held like a delivery, whatever its prefetch
     tick = 7,     // time passes: expiries, timeouts and delayed retries take effect
+    dead_lettered = 8,  // ids: at-least-once dead letters the target now holds durably
   };
   kind type = kind::enqueue;
   consumer_id consumer = 0;
@@ -167,6 +180,9 @@ struct effects {
   publish published = publish::none;
   /** Consumers whose unacknowledged messages were taken back by the consumer timeout. */
   std::vector<consumer_id> timed_out;
+  /** At-least-once dead letters: the host hands each to the dead-letter target, then
+   *  proposes dead_lettered with its id. They stay in the queue meanwhile. */
+  std::vector<message_id> dead_letters;
   /** The queue has been unused for queue_options::expires_ms: the host deletes it. */
   bool queue_expired = false;
   /** Empty on success; errc::malformed_message (undecodable command) or errc::invalid_command
@@ -184,6 +200,8 @@ struct queue_status {
   std::uint64_t unacked_bytes = 0;
   /** Requeued messages waiting out their retry delay. */
   std::uint64_t delayed = 0;
+  /** At-least-once dead letters not yet confirmed in the target. */
+  std::uint64_t dead_lettering = 0;
   std::uint64_t consumers = 0;
   /** The consumer that receives messages under single_active_consumer, or 0. */
   consumer_id active_consumer = 0;
@@ -199,6 +217,10 @@ class state_machine {
   effects apply(raft::index_t index, const command& c);
 
   queue_status status() const;
+  /** At-least-once dead letters not yet confirmed in the target, oldest first. */
+  std::vector<message_id> dead_letters() const {
+    return {dead_letters_.begin(), dead_letters_.end()};
+  }
   const queue_options& options() const noexcept { return options_; }
   /** The oldest log index any live message needs (ready or unacknowledged), or 0 if none: the
    *  log before it holds no live body. */
@@ -217,6 +239,7 @@ class state_machine {
     std::uint8_t priority = 0;
     std::uint32_t failed = 0;
     bool delivered = false;
+    bool dead = false;            // an at-least-once dead letter awaiting its hand-over
     std::int64_t expires_at = 0;  // 0: never
     std::int64_t ready_at = 0;    // delayed retry: not ready before this time
 
@@ -258,6 +281,7 @@ class state_machine {
   std::uint64_t ready_bytes_ = 0;
   std::set<std::pair<std::int64_t, message_id>> expiry_;   // ready messages with a TTL
   std::set<std::pair<std::int64_t, message_id>> delayed_;  // requeued, waiting to retry
+  std::set<message_id> dead_letters_;  // at-least-once, awaiting the target's confirmation
   std::map<consumer_id, consumer> consumers_;
   consumer_id next_turn_ = 0;  // round robin: the consumer after the last one served
   std::uint64_t arrivals_ = 0;

@@ -195,6 +195,50 @@ TEST_CASE("a rejected message is dead-lettered, or dropped without a target", "[
         std::vector<removed>{{b, removal::dropped}});
 }
 
+TEST_CASE("an at-least-once dead letter stays in the queue until the target confirms it",
+          "[queue][dead-letter][at-least-once]") {
+  fixture q(with([](queue_options& o) {
+    o.dead_letter_target = "dlx";
+    o.dead_letter = dead_letter_strategy::at_least_once;
+    o.message_ttl_ms = 100;
+  }));
+  const message_id a = q.publish(), b = q.publish();
+  q.attach(1, 1);
+  const effects rejected = q.settle(1, settlement::reject, {a});
+  CHECK(rejected.removals.empty());
+  CHECK(rejected.dead_letters == std::vector<message_id>{a});
+  CHECK(rejected.deliveries.size() == 1);  // b, not the dead letter
+  const effects expired = q.wait(200);     // nothing is ready: b is held, a is dead
+  CHECK(expired.dead_letters.empty());
+  CHECK(q.sm.status().dead_lettering == 1);
+  CHECK(q.sm.oldest_live() == a);  // its body must stay in the log
+  CHECK(q.sm.dead_letters() == std::vector<message_id>{a});
+  // A snapshot keeps the pending hand-over.
+  state_machine copy;
+  REQUIRE(copy.restore(q.sm.snapshot()));
+  CHECK(copy == q.sm);
+  command done;
+  done.type = command::kind::dead_lettered;
+  done.ids = {a};
+  CHECK(q.run(done).removals == std::vector<removed>{{a, removal::dead_lettered}});
+  CHECK(q.run(done).removals.empty());  // a repeated confirmation changes nothing
+  CHECK(q.sm.status().dead_lettering == 0);
+  CHECK(q.sm.oldest_live() == b);
+}
+
+TEST_CASE("an at-least-once queue expires messages into its dead letters too",
+          "[queue][dead-letter][at-least-once][ttl]") {
+  fixture q(with([](queue_options& o) {
+    o.dead_letter_target = "dlx";
+    o.dead_letter = dead_letter_strategy::at_least_once;
+    o.message_ttl_ms = 100;
+  }));
+  const message_id a = q.publish();
+  CHECK(q.wait(150).dead_letters == std::vector<message_id>{a});
+  CHECK(q.sm.status().ready == 0);
+  CHECK(ids_of(q.attach(1, 10)).empty());  // a dead letter is never delivered
+}
+
 TEST_CASE("a consumer that detaches returns its unacknowledged messages, uncounted",
           "[queue][consumer]") {
   fixture q({1, ""});
