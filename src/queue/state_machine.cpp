@@ -2,6 +2,8 @@
 #include <quorum/error.hpp>
 #include <quorum/queue/state_machine.hpp>
 
+#include <quorum/detail/assert.hpp>
+
 #include <algorithm>
 
 namespace quorum::queue {
@@ -44,6 +46,8 @@ effects failed(std::error_code ec) {
   return out;
 }
 constexpr std::uint8_t snapshot_version = 2;
+// A message in a snapshot: id, size, priority, failures, flags, expiry, retry time.
+constexpr std::size_t message_bytes = 8 + 4 + 1 + 2 + 1 + 8 + 8;
 
 void put_options(std::vector<std::byte>& out, const queue_options& o) {
   put(out, static_cast<std::uint32_t>(o.delivery_limit), 4);
@@ -213,47 +217,48 @@ effects state_machine::apply(raft::index_t index, const command& c) {
     case command::kind::detach: {
       auto it = consumers_.find(c.consumer);
       // A consumer that goes away releases what it held, in order, without counting a failure.
-      const auto held = std::move(it->second.unacked);
+      const auto holding = std::move(it->second.unacked);
       consumers_.erase(it);
       if (active_ == c.consumer) active_ = 0;
-      for (const auto& [id, since] : held) give_back(id, false, out);
+      for (const auto& [id, h] : holding) give_back(h.m, false, out);
       last_used_ = now_;
       break;
     }
     case command::kind::settle: {
       consumer& who = consumers_.at(c.consumer);
       for (message_id id : c.ids) {
-        who.unacked.erase(id);
+        auto node = who.unacked.extract(id);
+        const message m = node.mapped().m;
         switch (c.outcome) {
-          case settlement::ack: discard(id, removal::acked, out); break;
-          case settlement::requeue: give_back(id, true, out); break;
-          case settlement::reject: discard(id, removal::dropped, out); break;
+          case settlement::ack: discard(m, removal::acked, out); break;
+          case settlement::requeue: give_back(m, true, out); break;
+          case settlement::reject: discard(m, removal::dropped, out); break;
         }
       }
       break;
     }
     case command::kind::purge: {
-      std::vector<message_id> doomed;
-      for (const auto& [priority, id] : ready_) doomed.push_back(id);
-      for (const auto& [at, id] : delayed_) doomed.push_back(id);
+      // In delivery order, then the delayed ones by retry time.
+      while (auto h = head()) discard(take(h->first, h->second), removal::purged, out);
+      for (const auto& [at, id] : retry_at_) discard(delayed_.at(id).m, removal::purged, out);
       delayed_.clear();
-      for (message_id id : doomed) discard(id, removal::purged, out);
+      retry_at_.clear();
       break;
     }
     case command::kind::get: {
       last_used_ = now_;
       housekeeping(out);  // nothing expired may be handed out
-      if (ready_.empty()) break;
+      const auto h = head();
+      if (!h) break;
       consumer& who = consumers_[c.consumer];
-      hand_over(c.consumer, who, ready_.begin()->second, out);
+      hand_over(c.consumer, who, take(h->first, h->second), out);
       break;
     }
     case command::kind::tick: break;
     case command::kind::dead_lettered:
       // Idempotent: a hand-over repeated after a failure confirms nothing new.
       for (message_id id : c.ids) {
-        if (dead_letters_.erase(id) == 0) continue;
-        messages_.erase(id);
+        if (dead_.erase(id) == 0) continue;
         out.removals.push_back({id, removal::dead_lettered});
       }
       break;
@@ -273,7 +278,7 @@ void state_machine::enqueue(raft::index_t index, const command& c, effects& out)
     }
   }
   auto over = [&](std::uint64_t extra_count, std::uint64_t extra_bytes) {
-    return (options_.max_length != 0 && ready_.size() + extra_count > options_.max_length) ||
+    return (options_.max_length != 0 && ready_count_ + extra_count > options_.max_length) ||
            (options_.max_length_bytes != 0 &&
             ready_bytes_ + extra_bytes > options_.max_length_bytes);
   };
@@ -287,61 +292,101 @@ void state_machine::enqueue(raft::index_t index, const command& c, effects& out)
     }
     return;
   }
-  std::int64_t ttl = options_.message_ttl_ms;
-  if (c.ttl_ms > 0 && (ttl == 0 || c.ttl_ms < ttl)) ttl = c.ttl_ms;
-  messages_[index] = message{c.size, c.priority, 0, false, false, ttl > 0 ? now_ + ttl : 0, 0};
-  make_ready(index);
+  message m;
+  m.id = index;
+  m.size = c.size;
+  m.priority = c.priority;
+  const std::int64_t ttl = options_.message_ttl_ms;
+  if (c.ttl_ms > 0 && (ttl == 0 || c.ttl_ms < ttl)) {
+    m.expires_at = now_ + c.ttl_ms;
+    m.flags = flag_own_ttl;
+    expiry_.insert({m.expires_at, m.id, m.priority});
+  } else if (ttl > 0) {
+    m.expires_at = now_ + ttl;  // in arrival order, as the clock never runs backwards
+  }
+  fresh_[m.priority].push_back(m);
+  ++ready_count_;
+  ready_bytes_ += m.size;
   out.published = effects::publish::accepted;
   // Only an accepted message counts for deduplication: a refused one may be sent again.
   if (c.producer != 0) producers_[c.producer] = c.sequence;
   // drop-head: the oldest messages at the head make room (the new one last of all).
   while (over(0, 0)) {
-    auto head = ready_.begin();
-    if (head->second == index && ready_.size() > 1) ++head;
-    discard(head->second, removal::dropped, out);
+    auto h = head(ready_count_ > 1 ? index : 0);
+    discard(take(h->first, h->second), removal::dropped, out);
   }
 }
 
-void state_machine::make_ready(message_id id) {
-  const message& m = messages_.at(id);
-  ready_.insert({m.priority, id});
-  ready_bytes_ += m.size;
-  if (m.expires_at != 0) expiry_.insert({m.expires_at, id});
+std::optional<std::pair<std::uint8_t, message_id>> state_machine::head(message_id skip) const {
+  for (int p = max_priority; p >= 0; --p) {
+    const auto priority = static_cast<std::uint8_t>(p);
+    std::optional<message_id> best;
+    for (const message& m : fresh_[priority]) {
+      if ((m.flags & flag_gone) != 0 || m.id == skip) continue;
+      best = m.id;
+      break;
+    }
+    for (const auto& [id, m] : returned_[priority]) {
+      if (id == skip) continue;
+      if (!best || id < *best) best = id;
+      break;
+    }
+    if (best) return std::pair(priority, *best);
+  }
+  return std::nullopt;
 }
 
-void state_machine::unready(message_id id) {
-  const message& m = messages_.at(id);
-  if (ready_.erase({m.priority, id}) == 0) return;
+state_machine::message state_machine::take(std::uint8_t priority, message_id id) {
+  message m;
+  auto& back = returned_[priority];
+  if (auto it = back.find(id); it != back.end()) {
+    m = it->second;
+    back.erase(it);
+  } else {
+    lane& l = fresh_[priority];
+    auto it2 = std::lower_bound(l.begin(), l.end(), id,
+                                [](const message& a, message_id b) { return a.id < b; });
+    QUORUM_ASSERT(it2 != l.end() && it2->id == id && (it2->flags & flag_gone) == 0,
+                  "a ready message is in its lane");
+    m = *it2;
+    it2->flags |= flag_gone;
+    while (!l.empty() && (l.front().flags & flag_gone) != 0) l.pop_front();
+  }
+  --ready_count_;
   ready_bytes_ -= m.size;
-  expiry_.erase({m.expires_at, id});
+  if (m.expires_at != 0) expiry_.erase({m.expires_at, m.id, m.priority});
+  return m;
 }
 
-void state_machine::discard(message_id id, removal why, effects& out) {
-  unready(id);
+void state_machine::make_ready(const message& m) {
+  // Only messages delivered before come back: they return to their place by id.
+  returned_[m.priority].emplace(m.id, m);
+  ++ready_count_;
+  ready_bytes_ += m.size;
+  if (m.expires_at != 0) expiry_.insert({m.expires_at, m.id, m.priority});
+}
+
+void state_machine::discard(message m, removal why, effects& out) {
   // Rejected, dropped and expired messages go to the dead-letter target if there is one.
   if ((why == removal::dropped || why == removal::expired) &&
       !options_.dead_letter_target.empty()) {
     if (options_.dead_letter == dead_letter_strategy::at_least_once) {
       // Kept (undeliverable) until the target confirms it has the message.
-      message& m = messages_.at(id);
-      m.dead = true;
-      m.delivered = false;  // never delivered again: a snapshot records only that it is dead
-      dead_letters_.insert(id);
-      out.dead_letters.push_back(id);
+      m.flags = flag_dead;
+      dead_.emplace(m.id, m);
+      out.dead_letters.push_back(m.id);
       return;
     }
     why = removal::dead_lettered;
   }
-  messages_.erase(id);
-  out.removals.push_back({id, why});
+  out.removals.push_back({m.id, why});
 }
 
-void state_machine::give_back(message_id id, bool count_failure, effects& out) {
-  message& m = messages_.at(id);
-  if (count_failure) ++m.failed;
+void state_machine::give_back(message m, bool count_failure, effects& out) {
+  if (count_failure && m.failed < 0xffff) ++m.failed;
   if (count_failure && options_.delivery_limit >= 0 &&
       m.failed > static_cast<std::uint32_t>(options_.delivery_limit)) {
-    discard(id, removal::dropped, out);
+    discard(m, removal::dropped, out);
     return;
   }
   if (count_failure && options_.retry_min_ms > 0) {
@@ -349,37 +394,50 @@ void state_machine::give_back(message_id id, bool count_failure, effects& out) {
     std::int64_t delay = options_.retry_min_ms;
     for (std::uint32_t i = 1; i < m.failed && delay < options_.retry_max_ms; ++i) delay *= 2;
     if (options_.retry_max_ms > 0) delay = std::min(delay, options_.retry_max_ms);
-    m.ready_at = now_ + delay;
-    delayed_.insert({m.ready_at, id});
+    delayed_.emplace(m.id, delayed_message{m, now_ + delay});
+    retry_at_.insert({now_ + delay, m.id});
     return;
   }
   if (count_failure && options_.test_mutation == queue_mutation::lose_requeued) return;
-  make_ready(id);
+  make_ready(m);
 }
 
 void state_machine::housekeeping(effects& out) {
-  while (!delayed_.empty() && delayed_.begin()->first <= now_) {
-    const message_id id = delayed_.begin()->second;
-    delayed_.erase(delayed_.begin());
-    messages_.at(id).ready_at = 0;
-    make_ready(id);
+  while (!retry_at_.empty() && retry_at_.begin()->first <= now_) {
+    const message_id id = retry_at_.begin()->second;
+    retry_at_.erase(retry_at_.begin());
+    make_ready(delayed_.at(id).m);
+    delayed_.erase(id);
   }
-  // TTL: a ready message expires wherever it sits, not only at the head.
-  while (!expiry_.empty() && expiry_.begin()->first <= now_) {
-    const message_id id = expiry_.begin()->second;
-    discard(id, removal::expired, out);
+  // TTL: a ready message expires wherever it sits, not only at the head; in order of expiry.
+  std::vector<std::tuple<std::int64_t, message_id, std::uint8_t>> due;
+  for (const auto& e : expiry_) {
+    if (std::get<0>(e) > now_) break;
+    due.push_back(e);
   }
+  if (options_.message_ttl_ms > 0) {
+    for (std::size_t p = 0; p <= max_priority; ++p) {
+      for (const message& m : fresh_[p]) {
+        if ((m.flags & (flag_gone | flag_own_ttl)) != 0) continue;
+        if (m.expires_at > now_) break;  // the queue's TTL: later arrivals expire later
+        due.push_back({m.expires_at, m.id, m.priority});
+      }
+    }
+  }
+  std::sort(due.begin(), due.end());
+  for (const auto& [at, id, priority] : due) discard(take(priority, id), removal::expired, out);
   if (options_.consumer_timeout_ms > 0) {
     for (auto& [id, c] : consumers_) {
       std::vector<message_id> late;
-      for (const auto& [m, since] : c.unacked) {
-        if (now_ - since >= options_.consumer_timeout_ms) late.push_back(m);
+      for (const auto& [m, h] : c.unacked) {
+        if (now_ - h.since >= options_.consumer_timeout_ms) late.push_back(m);
       }
       if (late.empty()) continue;
       out.timed_out.push_back(id);
       for (message_id m : late) {
+        const message back = c.unacked.at(m).m;
         c.unacked.erase(m);
-        give_back(m, false, out);
+        give_back(back, false, out);
       }
     }
   }
@@ -424,7 +482,7 @@ bool state_machine::may_receive(const consumer& c) const {
 }
 
 void state_machine::deliver(effects& out) {
-  while (!ready_.empty()) {
+  while (ready_count_ > 0) {
     consumer_id chosen = 0;
     if (options_.single_active_consumer) {
       // A higher-priority consumer waiting to take over stops new deliveries to the active one.
@@ -450,35 +508,96 @@ void state_machine::deliver(effects& out) {
       chosen = it->first;
       next_turn_ = chosen + 1;
     }
-    hand_over(chosen, consumers_.at(chosen), ready_.begin()->second, out);
+    const auto h = head();
+    hand_over(chosen, consumers_.at(chosen), take(h->first, h->second), out);
   }
 }
 
-void state_machine::hand_over(consumer_id who, consumer& c, message_id id, effects& out) {
-  unready(id);
-  message& m = messages_.at(id);
-  c.unacked.emplace(id, now_);
-  out.deliveries.push_back({who, id, m.failed, m.delivered});
-  m.delivered = true;
+void state_machine::hand_over(consumer_id who, consumer& c, message m, effects& out) {
+  out.deliveries.push_back({who, m.id, m.failed, (m.flags & flag_delivered) != 0});
+  m.flags = static_cast<std::uint8_t>((m.flags | flag_delivered) & ~flag_own_ttl);
+  c.unacked.emplace(m.id, held{m, now_});
 }
 
 queue_status state_machine::status() const {
   queue_status s;
-  s.ready = ready_.size();
+  s.ready = ready_count_;
   s.ready_bytes = ready_bytes_;
   s.delayed = delayed_.size();
-  s.dead_lettering = dead_letters_.size();
+  s.dead_lettering = dead_.size();
   for (const auto& [id, c] : consumers_) {
     s.unacked += c.unacked.size();
-    for (const auto& [m, since] : c.unacked) s.unacked_bytes += messages_.at(m).size;
+    for (const auto& [m, h] : c.unacked) s.unacked_bytes += h.m.size;
     if (c.attached) ++s.consumers;
   }
   s.active_consumer = active_;
   return s;
 }
 
+std::vector<message_id> state_machine::dead_letters() const {
+  std::vector<message_id> out;
+  for (const auto& [id, m] : dead_) out.push_back(id);
+  return out;
+}
+
 raft::index_t state_machine::oldest_live() const {
-  return messages_.empty() ? 0 : messages_.begin()->first;
+  message_id oldest = 0;
+  auto see = [&](message_id id) {
+    if (oldest == 0 || id < oldest) oldest = id;
+  };
+  for (std::size_t p = 0; p <= max_priority; ++p) {
+    for (const message& m : fresh_[p]) {
+      if ((m.flags & flag_gone) != 0) continue;
+      see(m.id);
+      break;
+    }
+    if (!returned_[p].empty()) see(returned_[p].begin()->first);
+  }
+  for (const auto& [id, c] : consumers_) {
+    if (!c.unacked.empty()) see(c.unacked.begin()->first);
+  }
+  if (!delayed_.empty()) see(delayed_.begin()->first);
+  if (!dead_.empty()) see(dead_.begin()->first);
+  return oldest;
+}
+
+void state_machine::for_each_message(
+    const std::function<void(const message&, std::int64_t)>& visit) const {
+  std::vector<std::pair<message, std::int64_t>> all;
+  all.reserve(ready_count_ + delayed_.size() + dead_.size());
+  for (std::size_t p = 0; p <= max_priority; ++p) {
+    for (const message& m : fresh_[p]) {
+      if ((m.flags & flag_gone) == 0) all.push_back({m, 0});
+    }
+    for (const auto& [id, m] : returned_[p]) all.push_back({m, 0});
+  }
+  for (const auto& [id, c] : consumers_) {
+    for (const auto& [m, h] : c.unacked) all.push_back({h.m, 0});
+  }
+  for (const auto& [id, d] : delayed_) all.push_back({d.m, d.ready_at});
+  for (const auto& [id, m] : dead_) all.push_back({m, 0});
+  std::sort(all.begin(), all.end(),
+            [](const auto& a, const auto& b) { return a.first.id < b.first.id; });
+  for (const auto& [m, ready_at] : all) visit(m, ready_at);
+}
+
+bool operator==(const state_machine& a, const state_machine& b) {
+  auto live = [](const state_machine& s, std::size_t p) {
+    std::vector<state_machine::message> out;
+    for (const auto& m : s.fresh_[p]) {
+      if ((m.flags & state_machine::flag_gone) == 0) out.push_back(m);
+    }
+    return out;
+  };
+  for (std::size_t p = 0; p <= max_priority; ++p) {
+    if (live(a, p) != live(b, p)) return false;
+  }
+  return a.options_ == b.options_ && a.now_ == b.now_ && a.returned_ == b.returned_ &&
+         a.ready_count_ == b.ready_count_ && a.ready_bytes_ == b.ready_bytes_ &&
+         a.expiry_ == b.expiry_ && a.delayed_ == b.delayed_ && a.retry_at_ == b.retry_at_ &&
+         a.dead_ == b.dead_ && a.consumers_ == b.consumers_ && a.next_turn_ == b.next_turn_ &&
+         a.arrivals_ == b.arrivals_ && a.active_ == b.active_ && a.producers_ == b.producers_ &&
+         a.last_used_ == b.last_used_ && a.expired_ == b.expired_;
 }
 
 raft::shared_bytes state_machine::snapshot() const {
@@ -486,23 +605,25 @@ raft::shared_bytes state_machine::snapshot() const {
   auto put_signed = [&](std::int64_t v) { put(out, static_cast<std::uint64_t>(v), 8); };
   put(out, snapshot_version, 1);
   put_options(out, options_);
-  // State.
   put_signed(now_);
   put_signed(last_used_);
   put(out, expired_ ? 1 : 0, 1);
   put(out, next_turn_, 8);
   put(out, arrivals_, 8);
   put(out, active_, 8);
-  put(out, messages_.size(), 8);
-  for (const auto& [id, m] : messages_) {
-    put(out, id, 8);
+  std::uint64_t count = ready_count_ + delayed_.size() + dead_.size();
+  for (const auto& [id, c] : consumers_) count += c.unacked.size();
+  put(out, count, 8);
+  out.reserve(out.size() + count * message_bytes + 1024);
+  for_each_message([&](const message& m, std::int64_t ready_at) {
+    put(out, m.id, 8);
     put(out, m.size, 4);
     put(out, m.priority, 1);
-    put(out, m.failed, 4);
-    put(out, m.dead ? 2 : m.delivered ? 1 : 0, 1);
+    put(out, m.failed, 2);
+    put(out, m.flags, 1);
     put_signed(m.expires_at);
-    put_signed(m.ready_at);
-  }
+    put_signed(ready_at);
+  });
   put(out, consumers_.size(), 8);
   for (const auto& [id, c] : consumers_) {
     put(out, id, 8);
@@ -511,9 +632,9 @@ raft::shared_bytes state_machine::snapshot() const {
     put(out, c.arrival, 8);
     put(out, c.attached ? 1 : 0, 1);
     put(out, c.unacked.size(), 8);
-    for (const auto& [m, since] : c.unacked) {
+    for (const auto& [m, h] : c.unacked) {
       put(out, m, 8);
-      put_signed(since);
+      put_signed(h.since);
     }
   }
   put(out, producers_.size(), 8);
@@ -521,7 +642,7 @@ raft::shared_bytes state_machine::snapshot() const {
     put(out, producer, 8);
     put(out, sequence, 8);
   }
-  return raft::shared_bytes(std::move(out));
+  return raft::shared_bytes(std::span<const std::byte>(out));
 }
 
 bool state_machine::restore(const raft::shared_bytes& bytes) {
@@ -543,39 +664,46 @@ bool state_machine::restore(const raft::shared_bytes& bytes) {
   s.next_turn_ = in.number(8);
   s.arrivals_ = in.number(8);
   s.active_ = in.number(8);
-  const std::uint64_t messages = in.number(8);
-  if (messages > in.remaining() / 34) return false;
-  for (std::uint64_t i = 0; i < messages; ++i) {
-    const message_id id = in.number(8);
+  const std::uint64_t count = in.number(8);
+  if (count > in.remaining() / message_bytes) return false;
+  // Messages come by id; where each sits follows from its flags, its retry time and the
+  // consumers that hold it (read after them).
+  std::vector<std::pair<message, std::int64_t>> all;
+  all.reserve(static_cast<std::size_t>(count));
+  for (std::uint64_t i = 0; i < count && in.ok(); ++i) {
     message m;
+    m.id = in.number(8);
     m.size = static_cast<std::uint32_t>(in.number(4));
     m.priority = static_cast<std::uint8_t>(in.number(1));
-    m.failed = static_cast<std::uint32_t>(in.number(4));
-    const auto state = in.number(1);
-    if (state > 2) in.fail();
-    m.delivered = state == 1;
-    m.dead = state == 2;
+    m.failed = static_cast<std::uint16_t>(in.number(2));
+    m.flags = static_cast<std::uint8_t>(in.number(1));
     m.expires_at = get_signed();
-    m.ready_at = get_signed();
-    if (m.priority > max_priority || !s.messages_.emplace(id, m).second) return false;
+    const std::int64_t ready_at = get_signed();
+    const bool ordered = all.empty() || all.back().first.id < m.id;
+    const bool dead = (m.flags & flag_dead) != 0;
+    if (m.id == 0 || !ordered || m.priority > max_priority ||
+        (m.flags & ~(flag_delivered | flag_dead | flag_own_ttl)) != 0 ||
+        (dead && m.flags != flag_dead) || ready_at < 0 || m.expires_at < 0) {
+      return false;
+    }
+    all.push_back({m, ready_at});
   }
   const std::uint64_t consumers = in.number(8);
   if (consumers > in.remaining() / 33) return false;
-  std::set<message_id> held;
+  std::map<message_id, std::pair<consumer*, std::int64_t>> holders;
   for (std::uint64_t i = 0; i < consumers && in.ok(); ++i) {
     consumer& c = s.consumers_[in.number(8)];
     c.prefetch = static_cast<std::uint32_t>(in.number(4));
     c.priority = static_cast<std::int32_t>(static_cast<std::uint32_t>(in.number(4)));
     c.arrival = in.number(8);
     c.attached = get_flag();
-    const std::uint64_t count = in.number(8);
-    if (count > in.remaining() / 16) return false;
-    for (std::uint64_t k = 0; k < count; ++k) {
+    const std::uint64_t held_count = in.number(8);
+    if (held_count > in.remaining() / 16) return false;
+    for (std::uint64_t k = 0; k < held_count; ++k) {
       const message_id id = in.number(8);
       const std::int64_t since = get_signed();
-      // Every held message is live and held by one consumer only.
-      if (!s.messages_.contains(id) || !held.insert(id).second) return false;
-      c.unacked.emplace(id, since);
+      // Every held message is one consumer's only.
+      if (!holders.emplace(id, std::pair(&c, since)).second) return false;
     }
   }
   const std::uint64_t producers = in.number(8);
@@ -588,17 +716,31 @@ bool state_machine::restore(const raft::shared_bytes& bytes) {
       s.producers_.size() != producers) {
     return false;
   }
-  // Messages not held are delayed (a retry time ahead) or ready.
-  for (const auto& [id, m] : s.messages_) {
-    if (held.contains(id)) continue;
-    if (m.dead) {
-      s.dead_letters_.insert(id);
-    } else if (m.ready_at != 0) {
-      s.delayed_.insert({m.ready_at, id});
+  std::size_t placed_held = 0;
+  for (const auto& [m, ready_at] : all) {
+    if (auto h = holders.find(m.id); h != holders.end()) {
+      // Held: delivered, not dead, not waiting to retry.
+      if ((m.flags & flag_delivered) == 0 || (m.flags & flag_dead) != 0 || ready_at != 0) {
+        return false;
+      }
+      h->second.first->unacked.emplace(m.id, held{m, h->second.second});
+      ++placed_held;
+    } else if ((m.flags & flag_dead) != 0) {
+      if (ready_at != 0) return false;
+      s.dead_.emplace(m.id, m);
+    } else if (ready_at != 0) {
+      s.delayed_.emplace(m.id, delayed_message{m, ready_at});
+      s.retry_at_.insert({ready_at, m.id});
+    } else if ((m.flags & flag_delivered) != 0) {
+      s.make_ready(m);
     } else {
-      s.make_ready(id);
+      s.fresh_[m.priority].push_back(m);  // in id order, as they came
+      ++s.ready_count_;
+      s.ready_bytes_ += m.size;
+      if ((m.flags & flag_own_ttl) != 0) s.expiry_.insert({m.expires_at, m.id, m.priority});
     }
   }
+  if (placed_held != holders.size()) return false;  // a consumer holds a message that is not live
   *this = std::move(s);
   return true;
 }

@@ -9,13 +9,17 @@
 
 #include <quorum/raft/types.hpp>
 
+#include <array>
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
 #include <span>
 #include <string>
 #include <system_error>
+#include <tuple>
 #include <vector>
 
 namespace quorum::queue {
@@ -98,13 +102,13 @@ enum class settlement : std::uint8_t {
 /** One replicated command. */
 struct command {
   enum class kind : std::uint8_t {
-    enqueue = 1,  // size, priority (the message's id is its entry's index)
-    attach = 2,   // consumer, prefetch (credit: unacknowledged deliveries at most; 0 = none)
-    detach = 3,   // consumer: its unacknowledged messages return, uncounted
-    settle = 4,   // consumer, outcome, ids
-    purge = 5,    // every ready message is dropped (unacknowledged ones stay)
-    get = 6,      // consumer: one ready message, held like a delivery, whatever its prefetch
-    tick = 7,     // time passes: expiries, timeouts and delayed retries take effect
+    enqueue = 1,        // size, priority (the message's id is its entry's index)
+    attach = 2,         // consumer, prefetch (credit: unacknowledged deliveries at most; 0 = none)
+    detach = 3,         // consumer: its unacknowledged messages return, uncounted
+    settle = 4,         // consumer, outcome, ids
+    purge = 5,          // every ready message is dropped (unacknowledged ones stay)
+    get = 6,            // consumer: one ready message, held like a delivery, whatever its prefetch
+    tick = 7,           // time passes: expiries, timeouts and delayed retries take effect
     dead_lettered = 8,  // ids: at-least-once dead letters the target now holds durably
   };
   kind type = kind::enqueue;
@@ -218,9 +222,7 @@ class state_machine {
 
   queue_status status() const;
   /** At-least-once dead letters not yet confirmed in the target, oldest first. */
-  std::vector<message_id> dead_letters() const {
-    return {dead_letters_.begin(), dead_letters_.end()};
-  }
+  std::vector<message_id> dead_letters() const;
   const queue_options& options() const noexcept { return options_; }
   /** The oldest log index any live message needs (ready or unacknowledged), or 0 if none: the
    *  log before it holds no live body. */
@@ -231,57 +233,83 @@ class state_machine {
   /** Replaces the state with a snapshot's; false (state unchanged) if the bytes are malformed. */
   bool restore(const raft::shared_bytes& bytes);
 
-  friend bool operator==(const state_machine&, const state_machine&) = default;
+  /** The same queue: equal options, clock, messages (wherever they sit) and consumers. */
+  friend bool operator==(const state_machine& a, const state_machine& b);
 
  private:
+  // One live message's metadata: 24 bytes, so a backlog of millions stays small. Failure
+  // counts saturate at 65,535.
   struct message {
-    std::uint32_t size = 0;
-    std::uint8_t priority = 0;
-    std::uint32_t failed = 0;
-    bool delivered = false;
-    bool dead = false;            // an at-least-once dead letter awaiting its hand-over
+    message_id id = 0;
     std::int64_t expires_at = 0;  // 0: never
-    std::int64_t ready_at = 0;    // delayed retry: not ready before this time
+    std::uint32_t size = 0;
+    std::uint16_t failed = 0;
+    std::uint8_t priority = 0;
+    std::uint8_t flags = 0;  // see the flag_ constants
 
     friend bool operator==(const message&, const message&) = default;
+  };
+  static constexpr std::uint8_t flag_delivered = 1;  // handed to a consumer before
+  static constexpr std::uint8_t flag_dead = 2;       // an at-least-once dead letter, pending
+  static constexpr std::uint8_t flag_own_ttl = 4;    // expires by its own TTL, not the queue's
+  static constexpr std::uint8_t flag_gone = 8;       // a tombstone in its lane (taken out)
+
+  struct held {
+    message m;
+    std::int64_t since = 0;  // when delivered
+
+    friend bool operator==(const held&, const held&) = default;
   };
   struct consumer {
     std::uint32_t prefetch = 0;
     std::int32_t priority = 0;
-    std::uint64_t arrival = 0;                   // attach order, for single active consumer
-    bool attached = false;                       // false: it only holds messages it took with get
-    std::map<message_id, std::int64_t> unacked;  // id -> when delivered
+    std::uint64_t arrival = 0;  // attach order, for single active consumer
+    bool attached = false;      // false: it only holds messages it took with get
+    std::map<message_id, held> unacked;
 
     friend bool operator==(const consumer&, const consumer&) = default;
   };
-  // Ready messages in delivery order: higher priority first, then oldest first (a returned
-  // message goes back to its place).
-  struct delivery_order {
-    bool operator()(const std::pair<std::uint8_t, message_id>& a,
-                    const std::pair<std::uint8_t, message_id>& b) const {
-      return a.first != b.first ? a.first > b.first : a.second < b.second;
-    }
+  struct delayed_message {
+    message m;
+    std::int64_t ready_at = 0;
+
+    friend bool operator==(const delayed_message&, const delayed_message&) = default;
   };
+  using lane = std::deque<message>;
 
   void enqueue(raft::index_t index, const command& c, effects& out);
-  void make_ready(message_id id);
-  void unready(message_id id);
-  void discard(message_id id, removal why, effects& out);
-  void give_back(message_id id, bool count_failure, effects& out);
+  /** The first ready message in delivery order (priority, then id), other than `skip`. */
+  std::optional<std::pair<std::uint8_t, message_id>> head(message_id skip = 0) const;
+  /** Takes ready message `id` of `priority` out of its lane or returned set. */
+  message take(std::uint8_t priority, message_id id);
+  void make_ready(const message& m);
+  void discard(message m, removal why, effects& out);
+  void give_back(message m, bool count_failure, effects& out);
   void housekeeping(effects& out);
   void choose_active();
   bool may_receive(const consumer& c) const;
   void deliver(effects& out);
-  void hand_over(consumer_id who, consumer& c, message_id id, effects& out);
+  void hand_over(consumer_id who, consumer& c, message m, effects& out);
+  /** Every live message, by id, with its retry time (0 unless it waits to retry). */
+  void for_each_message(
+      const std::function<void(const message&, std::int64_t ready_at)>& visit) const;
 
   queue_options options_;
   std::int64_t now_ = 0;
-  std::map<message_id, message> messages_;  // every live message: ready, delayed or unacked
-  std::set<std::pair<std::uint8_t, message_id>, delivery_order> ready_;
+  // Ready messages never delivered, per priority, in arrival (id) order; a message taken from
+  // the middle (its own TTL ran out) leaves a tombstone, dropped once it reaches the front.
+  std::array<lane, max_priority + 1> fresh_;
+  // Ready messages delivered before and returned, per priority, by id: back in their place,
+  // ahead of newer messages.
+  std::array<std::map<message_id, message>, max_priority + 1> returned_;
+  std::uint64_t ready_count_ = 0;
   std::uint64_t ready_bytes_ = 0;
-  std::set<std::pair<std::int64_t, message_id>> expiry_;   // ready messages with a TTL
-  std::set<std::pair<std::int64_t, message_id>> delayed_;  // requeued, waiting to retry
-  std::set<message_id> dead_letters_;  // at-least-once, awaiting the target's confirmation
+  // Ready messages whose expiry is not in arrival order (own TTL, or returned): expiry, id,
+  // priority. Fresh messages under the queue's TTL expire in arrival order from each lane.
+  std::set<std::tuple<std::int64_t, message_id, std::uint8_t>> expiry_;
+  std::map<message_id, delayed_message> delayed_;           // requeued, waiting to retry
+  std::set<std::pair<std::int64_t, message_id>> retry_at_;  // delayed_, by retry time
+  std::map<message_id, message> dead_;  // at-least-once, awaiting the target's confirmation
   std::map<consumer_id, consumer> consumers_;
   consumer_id next_turn_ = 0;  // round robin: the consumer after the last one served
   std::uint64_t arrivals_ = 0;
