@@ -15,6 +15,14 @@ namespace quorum::storage {
 namespace {
 
 constexpr char segment_magic[8] = {'Q', 'L', 'O', 'G', '0', '0', '0', '1'};
+
+// Slots keep a segment's sequence number in 32 bits: 2^32 segments of 64 MiB is more than any
+// WAL writes; a larger number read back means damage.
+constexpr std::uint64_t max_segment = 0xffffffff;
+std::uint32_t segment_of(std::uint64_t seq) {
+  QUORUM_ASSERT(seq <= max_segment, "segment sequence numbers fit in 32 bits");
+  return static_cast<std::uint32_t>(seq);
+}
 constexpr char snapshot_magic[8] = {'Q', 'S', 'N', 'P', '0', '0', '0', '1'};
 constexpr char incoming_magic[8] = {'Q', 'I', 'N', 'C', '0', '0', '0', '1'};
 constexpr std::uint64_t magic_bytes = 8;
@@ -578,8 +586,8 @@ std::error_code wal_log::append(std::span<const raft::entry> batch) {
   drop_slots_from(first);
   for (std::size_t i = 0; i < batch.size(); ++i) {
     const std::size_t end = i + 1 < starts.size() ? starts[i + 1] : records.size();
-    slots_.push_back(
-        {batch[i].term, seq, offset + starts[i], static_cast<std::uint32_t>(end - starts[i])});
+    slots_.push_back({batch[i].term, offset + starts[i], segment_of(seq),
+                      static_cast<std::uint32_t>(end - starts[i])});
     ++wal_->segments_.at(seq).live;
   }
   return {};
@@ -761,8 +769,9 @@ void wal_log::replay(std::uint8_t kind, std::span<const std::byte> body, std::ui
     }
     if (index <= base_) damaged("entry " + std::to_string(index) + " out of sequence");
     drop_slots_from(index);
-    slots_.push_back(
-        {get(body.data() + 10, 8), seq, at, static_cast<std::uint32_t>(frame_bytes + body.size())});
+    if (seq > max_segment) damaged("segment number beyond 2^32");
+    slots_.push_back({get(body.data() + 10, 8), at, segment_of(seq),
+                      static_cast<std::uint32_t>(frame_bytes + body.size())});
     ++wal_->segments_.at(seq).live;
   } else if (kind == hard_record && body.size() == 33) {
     hard_ = {get(body.data() + 9, 8), get(body.data() + 17, 8), get(body.data() + 25, 8)};

@@ -108,11 +108,12 @@ class wal_log {
   friend class shared_wal;
   wal_log(shared_wal& wal, std::uint64_t group);
 
+  // Where an entry's record is: 24 bytes per entry, the WAL's memory per message of a queue.
   struct slot {
     raft::term_t term;
-    std::uint64_t segment;
     std::uint64_t offset;
-    std::uint32_t length;  // of the whole record
+    std::uint32_t segment;  // segment sequence numbers stay below 2^32 (see segment_of)
+    std::uint32_t length;   // of the whole record
   };
   struct stored_snapshot {
     raft::snapshot_meta meta;
