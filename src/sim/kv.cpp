@@ -341,6 +341,9 @@ cluster_options options_for(const run_config& config, rng& setup) {
   }
   if (config.faults.has(fault::crash)) o.disk.torn_write = 0.5;
   if (config.faults.has(fault::reorder)) o.max_client_latency = 80;
+  // Odd seeds: followers forward commands to their leader (no extra draw: other seeds replay
+  // as before).
+  o.forward_proposals = config.seed % 2 == 1;
   return o;
 }
 

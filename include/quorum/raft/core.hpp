@@ -76,11 +76,16 @@ class core {
   /**
    * Forwards `payload` to the leader this follower knows of, which appends it as propose()
    * would and answers once the entry is durable on the leader. The answer arrives in a later
-   * ready batch's proposal_states under `context` (non-zero, unique among this node's
-   * forwarded proposals in flight): where the entry landed, the leader's refusal, or
+   * ready batch's proposal_states under `context`: where the entry landed, the leader's
+   * refusal, or
    * errc::outcome_unknown if this node's term changes or no answer comes within two election
    * timeouts (the proposal may still commit). Returns errc::not_leader if no leader is known,
    * or if this node is the leader (call propose()), errc::malformed_message for context 0.
+   *
+   * `context` must grow with every call, for the node's whole life and across its restarts
+   * (e.g. start from a clock's microseconds): the leader takes a context at or below the last
+   * one it took from this node in its term for a duplicate, and drops it, since appending a
+   * proposal twice would apply it twice.
    */
   std::error_code forward(std::uint64_t context, shared_bytes payload);
 
@@ -301,6 +306,8 @@ class core {
   // Follower: proposals forwarded to the leader and not yet answered (context -> tick sent).
   std::map<std::uint64_t, std::uint64_t> forwarded_proposals_;
   std::vector<proposal_state> proposal_states_;
+  // Leader: the highest forwarded-proposal context taken from each node this term.
+  std::map<node_id, std::uint64_t> forwarded_high_;
   // With lease reads, a node refuses votes for one election timeout after it starts: it may
   // have acknowledged a leader's lease just before it stopped.
   std::uint64_t vote_quarantine_until_ = 0;

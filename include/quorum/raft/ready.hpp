@@ -37,13 +37,14 @@ struct read_state {
  */
 struct proposal_state {
   std::uint64_t context = 0;
-  /** Empty on success. The leader refused (errc::not_leader, errc::uncommitted_limit,
+  /** Empty on success. The leader refused (errc::uncommitted_limit or
    *  errc::transfer_in_progress: nothing was appended), or errc::outcome_unknown: no answer
-   *  came (the term changed, or two election timeouts passed); it may or may not commit. */
+   *  came (the term changed, or two election timeouts passed), or the node asked was not the
+   *  leader (another copy of the proposal may have reached the leader); it may or may not
+   *  commit. leader_hint names the leader the node asked knew of, if any. */
   std::error_code error;
   term_t term = 0;
   index_t index = 0;
-  /** With errc::not_leader: the leader the answering node knows of, or no_node. */
   node_id leader_hint = no_node;
 };
 

@@ -660,7 +660,11 @@ class replica {
   std::map<raft::index_t, pending> pending_;
   std::map<raft::index_t, pending> durable_;  // ack_level::leader
   std::map<std::uint64_t, forwarded> forwards_;
-  std::uint64_t forward_context_ = 0;
+  // Forward contexts grow across restarts (core::forward): they start from the wall clock.
+  std::uint64_t forward_context_ =
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count());
   std::deque<applied_result> recent_;
   std::map<std::uint64_t, pending_read> reads_;
   std::uint64_t read_context_ = 0;

@@ -97,6 +97,10 @@ struct cluster_options {
    * ticks after the leader crashes (a reset connection). 0: no detector.
    */
   int suspect_after_ticks = 0;
+  /** A follower that knows its leader forwards a client's command to it (core::forward)
+   *  instead of refusing it; the client hears back once the follower applies the entry. A
+   *  forward whose answer is lost leaves the client without an answer (it times out). */
+  bool forward_proposals = false;
   /** Probability per tick that a quiesced node suspects its leader wrongly. */
   double false_suspicion = 0;
   /** If set, receives one line per event (deliveries, role changes, persists, applies,
@@ -187,6 +191,8 @@ class cluster {
     std::uint64_t missed_ticks = 0;
     std::optional<raft::ready> persisting;
     std::map<raft::index_t, proposal> proposals;
+    std::map<std::uint64_t, reply_handler> forwards;  // forwarded commands awaiting the leader
+    std::uint64_t next_forward = 0;
     std::map<std::uint64_t, pending_read> reads;
     std::uint64_t next_read = 0;
     std::vector<raft::message> held;
@@ -210,6 +216,7 @@ class cluster {
   void maybe_snapshot(node& n);
   void observe(node& n);
   void on_read_states(node& n, const std::vector<raft::read_state>& states);
+  void on_proposal_states(node& n, const std::vector<raft::proposal_state>& states);
   void serve_reads(node& n);
   void reply(reply_handler done, outcome result);
   template <class... Args>

@@ -91,6 +91,47 @@ TEST_CASE("a follower whose term changes gives up on its forwarded proposals", "
   CHECK(c.answers(2)[0].error == errc::outcome_unknown);
 }
 
+TEST_CASE("a forwarded proposal the network duplicates is appended once", "[raft][forward]") {
+  test_cluster c(3);
+  c.elect(1);
+  REQUIRE_FALSE(c[2].forward(10, raft::shared_bytes("once")));
+  c.process(2);
+  auto out = std::move(c.outbox());
+  c.outbox().clear();
+  REQUIRE(out.size() == 1);
+  const raft::index_t before = c[1].log().last_index();
+  for (int copy = 0; copy < 3; ++copy) REQUIRE_FALSE(c[1].step(out[0]));
+  c.deliver_all();
+  CHECK(c[1].log().last_index() == before + 1);
+  REQUIRE(c.answers(2).size() == 1);
+  CHECK_FALSE(c.answers(2)[0].error);
+  // A later proposal from the same node (a higher context) is taken as new.
+  REQUIRE_FALSE(c[2].forward(11, raft::shared_bytes("twice")));
+  c.deliver_all();
+  CHECK(c[1].log().last_index() == before + 2);
+}
+
+TEST_CASE("a copy refused by a node that is no longer leader leaves the outcome unknown",
+          "[raft][forward]") {
+  test_cluster c(3);
+  c.elect(1);
+  REQUIRE_FALSE(c[2].forward(12, raft::shared_bytes("maybe")));
+  c.process(2);
+  auto out = std::move(c.outbox());
+  c.outbox().clear();
+  REQUIRE(out.size() == 1);
+  REQUIRE_FALSE(c[1].step(out[0]));
+  c.process(1);                      // appended and durable; its answer is on its way...
+  c.stop(1);                         // ...and lost with the leader's crash
+  c.start(1);                        // back as a follower of the same term
+  REQUIRE_FALSE(c[1].step(out[0]));  // a copy the network kept
+  c.deliver_all();
+  REQUIRE(c.answers(2).size() == 1);
+  // "Not the leader" says nothing about the first copy, which the leader did append.
+  CHECK(c.answers(2)[0].error == errc::outcome_unknown);
+  CHECK(c.storage(1).last_index() == c.storage(1).first_index() + 1);
+}
+
 TEST_CASE("only a follower that knows its leader forwards", "[raft][forward]") {
   test_cluster c(3);
   CHECK(c[2].forward(1, raft::shared_bytes("a")) == errc::not_leader);

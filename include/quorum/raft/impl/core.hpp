@@ -161,6 +161,7 @@ template <log_storage Storage>
 void core<Storage>::reset(term_t term) {
   fail_reads();
   fail_forwarded_proposals(false);
+  forwarded_high_.clear();
   transferee_ = no_node;
   transfer_elapsed_ = 0;
   lease_until_ = 0;
@@ -416,13 +417,15 @@ std::error_code core<Storage>::step(const message& m) {
       forwarded_proposals_.erase(it);
       proposal_state ps{m.context, {}, m.log_term, m.index, no_node};
       if (m.reject) {
-        // Only the refusals propose() can give; anything else from the wire counts as
-        // not_leader (nothing was appended either way).
+        // A leader's refusal (back-pressure, a transfer) is exact: it takes each context once
+        // per term, and no other node can append in its term. A non-leader's "not leader" is
+        // not: a copy of the same proposal (the network may duplicate it) may have reached the
+        // leader of that term, so the outcome is unknown.
         const auto why = static_cast<errc>(m.reject_hint);
         ps = proposal_state{m.context,
                             why == errc::uncommitted_limit || why == errc::transfer_in_progress
                                 ? make_error_code(why)
-                                : make_error_code(errc::not_leader),
+                                : make_error_code(errc::outcome_unknown),
                             0, 0, m.index};
       }
       proposal_states_.push_back(ps);
@@ -947,6 +950,15 @@ std::error_code core<Storage>::forward(std::uint64_t context, shared_bytes paylo
 
 template <log_storage Storage>
 void core<Storage>::handle_forwarded_proposal(const message& m) {
+  // A proposal is not idempotent: a copy the network duplicated must not append it twice.
+  // Each node's contexts only grow, so within this term anything at or below the highest seen
+  // from that node is a copy (or overtaken by a later one): dropped unanswered, so the sender
+  // ends it as outcome_unknown, never as refused. Older terms' copies never reach here.
+  if (role_ == role::leader) {
+    std::uint64_t& high = forwarded_high_[m.from];
+    if (m.context <= high) return;
+    high = m.context;
+  }
   message r;
   r.type = message_type::propose_response;
   r.to = m.from;

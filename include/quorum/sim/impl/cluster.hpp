@@ -253,6 +253,7 @@ void cluster<StateMachine>::finish_persist(node& n) {
   for (const raft::message& m : rd.persisted_messages) network_.send(m);
   if (rd.snapshot) restore(n, *rd.snapshot);
   for (const raft::entry& e : rd.committed_entries) apply(n, e);
+  on_proposal_states(n, rd.proposal_states);
   on_read_states(n, rd.read_states);
   n.raft->advance(rd);
   maybe_snapshot(n);
@@ -360,6 +361,15 @@ void cluster<StateMachine>::submit(raft::node_id to, raft::shared_bytes command,
     if (n.status != node_status::up) return;  // the client will time out
     guarded(n, [&] {
       raft::proposal_result r = n.raft->propose(command);
+      if (r.error == errc::not_leader && r.leader_hint != raft::no_node &&
+          options_.forward_proposals) {
+        // Contexts grow across restarts (core::forward): the generation counts them.
+        const std::uint64_t context = (n.generation << 32) + ++n.next_forward;
+        if (!n.raft->forward(context, command)) {
+          n.forwards[context] = done;
+          return;
+        }
+      }
       if (r.error) {
         outcome o;
         o.status = outcome::refused;
@@ -392,6 +402,29 @@ void cluster<StateMachine>::submit_read(raft::node_id to, std::string query,
       n.reads[context] = pending_read{query, done};
     });
   });
+}
+
+template <state_machine StateMachine>
+void cluster<StateMachine>::on_proposal_states(node& n,
+                                               const std::vector<raft::proposal_state>& states) {
+  for (const raft::proposal_state& ps : states) {
+    auto it = n.forwards.find(ps.context);
+    if (it == n.forwards.end()) continue;
+    reply_handler done = std::move(it->second);
+    n.forwards.erase(it);
+    if (ps.error == errc::outcome_unknown) continue;  // no answer: the client times out
+    if (ps.error) {
+      outcome o;  // the leader refused: certainly not appended
+      o.status = outcome::refused;
+      o.leader_hint = ps.leader_hint;
+      reply(done, std::move(o));
+      continue;
+    }
+    // Applied here already (the commit outran the answer): its result is gone, no answer.
+    if (ps.index <= n.applied) continue;
+    auto [slot, fresh] = n.proposals.try_emplace(ps.index, proposal{ps.term, done});
+    if (!fresh && slot->second.term < ps.term) slot->second = proposal{ps.term, done};
+  }
 }
 
 template <state_machine StateMachine>
@@ -469,6 +502,8 @@ void cluster<StateMachine>::crash(raft::node_id id) {
   n.raft.reset();
   n.persisting.reset();
   n.proposals.clear();
+  n.forwards.clear();
+  n.next_forward = 0;  // as a restarted process would; the generation keeps contexts growing
   n.reads.clear();
   n.held.clear();
   n.status = node_status::down;
