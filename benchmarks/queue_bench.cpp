@@ -28,6 +28,8 @@
 
 #include <fmt/core.h>
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -59,8 +61,10 @@ double percentile(std::vector<double> v, double p) {
   return v[static_cast<std::size_t>(p * static_cast<double>(v.size() - 1))];
 }
 
-/** Resident set size of this process, in bytes (from /proc/self/statm). */
+/** Resident set size of this process, in bytes (from /proc/self/statm), after the allocator
+ *  gave back what earlier cases freed (or it would be counted, or reused unseen). */
 std::uint64_t rss_bytes() {
+  malloc_trim(0);
   std::ifstream statm("/proc/self/statm");
   std::uint64_t pages = 0, resident = 0;
   statm >> pages >> resident;
