@@ -235,6 +235,8 @@ effects state_machine::apply(raft::index_t index, const command& c) {
           case settlement::reject: discard(m, removal::dropped, out); break;
         }
       }
+      // A getter (never attached) is gone once it holds nothing.
+      if (!who.attached && who.unacked.empty()) consumers_.erase(c.consumer);
       break;
     }
     case command::kind::purge: {
@@ -440,6 +442,9 @@ void state_machine::housekeeping(effects& out) {
         give_back(back, false, out);
       }
     }
+    std::erase_if(consumers_, [](const auto& c) {
+      return !c.second.attached && c.second.unacked.empty();
+    });
   }
   const bool in_use = std::any_of(consumers_.begin(), consumers_.end(),
                                   [](const auto& c) { return c.second.attached; });
@@ -532,6 +537,12 @@ queue_status state_machine::status() const {
   }
   s.active_consumer = active_;
   return s;
+}
+
+std::vector<consumer_id> state_machine::consumers() const {
+  std::vector<consumer_id> out;
+  for (const auto& [id, c] : consumers_) out.push_back(id);
+  return out;
 }
 
 std::vector<message_id> state_machine::dead_letters() const {

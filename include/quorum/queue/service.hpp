@@ -250,7 +250,8 @@ class service {
         executor_(executors.at(0)),
         node_(std::move(executors), wal, transport, node_settings_of(settings_)),
         clock_(executor_),
-        last_consumer_(std::uint64_t{settings_.self} << 48) {
+        start_floor_(consumer_floor(settings_.self)),
+        last_consumer_(start_floor_) {
     if (settings_.self == raft::no_node || settings_.self >= (1u << 16) ||
         std::find(settings_.cluster.begin(), settings_.cluster.end(), settings_.self) ==
             settings_.cluster.end()) {
@@ -524,14 +525,19 @@ class service {
         token, std::move(begin));
   }
 
-  consumer_id new_consumer_id() {
-    // Ids grow with the wall clock, so a restarted node does not reuse one of its earlier
-    // life's consumers (which the queue may still list).
+  /** A consumer id: the node in the top 16 bits, the wall clock's microseconds below (they
+   *  wrap every 8.9 years). Ids grow, so a restarted node neither reuses one of its earlier
+   *  life's consumers nor mistakes one for its own. */
+  static consumer_id consumer_floor(raft::node_id self) {
     const auto now =
         static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
                                        std::chrono::system_clock::now().time_since_epoch())
                                        .count());
-    const consumer_id floor = (std::uint64_t{settings_.self} << 48) | (now & ((1ull << 48) - 1));
+    return (std::uint64_t{self} << 48) | (now & ((std::uint64_t{1} << 48) - 1));
+  }
+
+  consumer_id new_consumer_id() {
+    const consumer_id floor = consumer_floor(settings_.self);
     consumer_id seen = last_consumer_.load();
     consumer_id next = 0;
     do {
@@ -687,9 +693,12 @@ class service {
       if (here && node_.find(record.group) == nullptr) {
         raft::membership members;
         members.voters = record.members;
-        node_.add_group(
-            record.group, members,
-            std::make_unique<group_machine>(*this, record.group, record.name, record.options));
+        auto machine =
+            std::make_unique<group_machine>(*this, record.group, record.name, record.options);
+        group_machine* m = machine.get();
+        node_.add_group(record.group, members, std::move(machine));
+        std::lock_guard lock(mutex_);
+        machines_[record.group] = m;
       }
     } else if (result == registry_result::removed) {
       {
@@ -769,6 +778,35 @@ class service {
     handing_over_[group].erase(id);
   }
 
+  /** Consumers and getters this node attached in an earlier life (before a restart) hold
+   *  messages nobody will settle: detach them, so the messages return to the queue. */
+  void release_stale_consumers(const queue_record& q, replica_type* r) {
+    group_machine* m = nullptr;
+    {
+      std::lock_guard lock(mutex_);
+      auto it = machines_.find(q.group);
+      if (it == machines_.end()) return;
+      m = it->second;
+    }
+    boost::asio::post(r->get_executor(), [this, m, name = q.name] {
+      for (consumer_id id : m->queue().consumers()) {
+        if (detail::node_of(id) != settings_.self || id >= start_floor_) continue;
+        {
+          std::lock_guard lock(mutex_);
+          if (!releasing_.insert(id).second) continue;  // under way
+        }
+        command c;
+        c.type = command::kind::detach;
+        c.consumer = id;
+        submit_queue(name, c, {}, runtime::ack_level::majority, 0,
+                     [this, id](std::error_code, detail::queue_answer) {
+                       std::lock_guard lock(mutex_);
+                       releasing_.erase(id);
+                     });
+      }
+    });
+  }
+
   /** The leader of an at-least-once queue hands over the dead letters still pending (a new
    *  leader takes over those its predecessor did not finish). */
   void resume_dead_letters(const queue_record& q, replica_type* r) {
@@ -793,8 +831,9 @@ class service {
         });
   }
 
-  /** Every clock interval, the leader of each queue whose rules depend on time proposes a
-   *  tick, and the leader of each at-least-once queue resumes its dead-letter hand-overs. */
+  /** Every clock interval: each member releases its earlier life's consumers; the leader of
+   *  each queue whose rules depend on time proposes a tick, and the leader of each
+   *  at-least-once queue resumes its dead-letter hand-overs. */
   void schedule_clock() {
     if (stopping_) return;
     clock_running_ = true;
@@ -809,7 +848,9 @@ class service {
         const bool time_based = o.message_ttl_ms != 0 || o.expires_ms != 0 ||
                                 o.consumer_timeout_ms != 0 || o.retry_min_ms != 0;
         replica_type* r = node_.find(q.group);
-        if (r == nullptr || r->leader() != settings_.self) continue;
+        if (r == nullptr) continue;
+        release_stale_consumers(q, r);
+        if (r->leader() != settings_.self) continue;
         if (o.dead_letter == dead_letter_strategy::at_least_once && !o.dead_letter_target.empty()) {
           resume_dead_letters(q, r);
         }
@@ -830,11 +871,14 @@ class service {
   boost::asio::steady_timer clock_;
   std::atomic<bool> clock_running_{false};
   std::atomic<bool> stopping_{false};
+  const consumer_id start_floor_;  // consumers of this node below it are an earlier life's
   std::atomic<consumer_id> last_consumer_;
   mutable std::mutex mutex_;
   std::map<std::string, queue_record> declared_;
   std::map<consumer_id, local_consumer> consumers_;
   std::map<std::uint64_t, std::set<message_id>> handing_over_;  // group -> dead letters
+  std::map<std::uint64_t, group_machine*> machines_;            // the queues held here
+  std::set<consumer_id> releasing_;  // earlier-life consumers being detached
   std::atomic<std::uint64_t> dead_letters_lost_{0};
 };
 

@@ -221,6 +221,9 @@ class state_machine {
   effects apply(raft::index_t index, const command& c);
 
   queue_status status() const;
+  /** Every consumer the queue knows: attached ones, and getters holding a message (a getter
+   *  that is not attached is forgotten once it holds nothing). */
+  std::vector<consumer_id> consumers() const;
   /** At-least-once dead letters not yet confirmed in the target, oldest first. */
   std::vector<message_id> dead_letters() const;
   const queue_options& options() const noexcept { return options_; }

@@ -414,7 +414,9 @@ TEST_CASE("a one-shot get takes the head message, held until settled", "[queue][
   CHECK(q.publish() != 0);
   CHECK(q.last.deliveries.empty());
   CHECK(q.settle(5, settlement::ack, {a}).removals == std::vector<removed>{{a, removal::acked}});
+  CHECK(q.sm.consumers().empty());  // a getter holding nothing is forgotten
   CHECK(q.simple(command::kind::get, 5).deliveries.at(0).id == b);
+  CHECK(q.sm.consumers() == std::vector<consumer_id>{5});
 }
 
 TEST_CASE("max-length with drop-head drops the oldest ready messages", "[queue][max-length]") {
