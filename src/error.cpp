@@ -48,10 +48,8 @@ class category final : public std::error_category {
         return "the forwarded command got no answer; it may or may not have been applied";
       case errc::no_replica:
         return "this node holds no replica of that queue; use one of its members";
-      case errc::queue_mismatch:
-        return "the queue exists with other settings; it was not changed";
-      case errc::no_queue:
-        return "no queue of that name is declared";
+      case errc::queue_mismatch: return "the queue exists with other settings; it was not changed";
+      case errc::no_queue: return "no queue of that name is declared";
     }
     return "unknown quorum error";
   }

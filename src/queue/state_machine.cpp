@@ -442,9 +442,8 @@ void state_machine::housekeeping(effects& out) {
         give_back(back, false, out);
       }
     }
-    std::erase_if(consumers_, [](const auto& c) {
-      return !c.second.attached && c.second.unacked.empty();
-    });
+    std::erase_if(consumers_,
+                  [](const auto& c) { return !c.second.attached && c.second.unacked.empty(); });
   }
   const bool in_use = std::any_of(consumers_.begin(), consumers_.end(),
                                   [](const auto& c) { return c.second.attached; });
