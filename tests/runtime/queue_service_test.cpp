@@ -97,6 +97,17 @@ struct brokers {
         [&](auto h) { (*this)[at].async_publish(name, raft::shared_bytes(body), o, h); });
     return {ec, outcome};
   }
+  /** Attaches a consumer on node `at` whose deliveries land in `received`. */
+  queue::consumer_id consume(raft::node_id at, const std::string& name, queue::consumer_options o,
+                             std::vector<queue::message>& received) {
+    auto [ec, consumer] = call<queue::consumer_id>([&](auto h) {
+      (*this)[at].async_consume(
+          name, o, [&received](queue::message m) { received.push_back(std::move(m)); },
+          ioc.get_executor(), h);
+    });
+    REQUIRE_FALSE(ec);
+    return consumer;
+  }
   std::optional<queue::message> get(raft::node_id at, const std::string& name) {
     auto [ec, m] =
         call<std::optional<queue::message>>([&](auto h) { (*this)[at].async_get(name, h); });
@@ -163,12 +174,7 @@ TEST_CASE("a message published on one node is delivered to a consumer on another
   brokers b(dir.path);
   REQUIRE_FALSE(b.declare(1, "jobs"));
   std::vector<queue::message> received;
-  auto [ec, consumer] = b.call<queue::consumer_id>([&](auto h) {
-    b[2].async_consume(
-        "jobs", {}, [&](queue::message m) { received.push_back(std::move(m)); },
-        b.ioc.get_executor(), h);
-  });
-  REQUIRE_FALSE(ec);
+  const queue::consumer_id consumer = b.consume(2, "jobs", {}, received);
   auto [pec, outcome] = b.publish(3, "jobs", "hello");
   REQUIRE_FALSE(pec);
   CHECK(outcome == queue::publish_outcome::accepted);
@@ -256,12 +262,7 @@ TEST_CASE("a consumer that cancels returns its unacknowledged messages, uncounte
   brokers b(dir.path);
   REQUIRE_FALSE(b.declare(1, "work"));
   std::vector<queue::message> received;
-  auto [ec, consumer] = b.call<queue::consumer_id>([&](auto h) {
-    b[1].async_consume(
-        "work", queue::consumer_options{1, 0},
-        [&](queue::message m) { received.push_back(std::move(m)); }, b.ioc.get_executor(), h);
-  });
-  REQUIRE_FALSE(ec);
+  const queue::consumer_id consumer = b.consume(1, "work", {1, 0}, received);
   REQUIRE_FALSE(b.publish(2, "work", "a").first);
   REQUIRE_FALSE(b.publish(2, "work", "b").first);
   REQUIRE(b.run_until([&] { return received.size() == 1; }));

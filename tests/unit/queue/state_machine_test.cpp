@@ -195,13 +195,19 @@ TEST_CASE("a rejected message is dead-lettered, or dropped without a target", "[
         std::vector<removed>{{b, removal::dropped}});
 }
 
-TEST_CASE("an at-least-once dead letter stays in the queue until the target confirms it",
-          "[queue][dead-letter][at-least-once]") {
-  fixture q(with([](queue_options& o) {
+namespace {
+queue_options at_least_once_with_ttl() {
+  return with([](queue_options& o) {
     o.dead_letter_target = "dlx";
     o.dead_letter = dead_letter_strategy::at_least_once;
     o.message_ttl_ms = 100;
-  }));
+  });
+}
+}  // namespace
+
+TEST_CASE("an at-least-once dead letter stays in the queue until the target confirms it",
+          "[queue][dead-letter][at-least-once]") {
+  fixture q(at_least_once_with_ttl());
   const message_id a = q.publish(), b = q.publish();
   q.attach(1, 1);
   const effects rejected = q.settle(1, settlement::reject, {a});
@@ -228,11 +234,7 @@ TEST_CASE("an at-least-once dead letter stays in the queue until the target conf
 
 TEST_CASE("an at-least-once queue expires messages into its dead letters too",
           "[queue][dead-letter][at-least-once][ttl]") {
-  fixture q(with([](queue_options& o) {
-    o.dead_letter_target = "dlx";
-    o.dead_letter = dead_letter_strategy::at_least_once;
-    o.message_ttl_ms = 100;
-  }));
+  fixture q(at_least_once_with_ttl());
   const message_id a = q.publish();
   CHECK(q.wait(150).dead_letters == std::vector<message_id>{a});
   CHECK(q.sm.status().ready == 0);
