@@ -49,6 +49,26 @@ class queue_checker {
     for (consumer_id who : fx.timed_out) {
       for (message_id id : std::set(held_[who])) release(id);
     }
+    // At least once: a dead letter stays in the queue, undeliverable, until confirmed.
+    for (message_id id : fx.dead_letters) {
+      auto it = messages_.find(id);
+      if (it == messages_.end() || it->second.gone || it->second.dead) {
+        fail("entry " + std::to_string(index) + " dead-lettered message " + std::to_string(id) +
+             ", which is not in the queue");
+        continue;
+      }
+      release(id);
+      it->second.dead = true;
+      pending_dead_.insert(id);
+    }
+    if (c.type == queue::command::kind::dead_lettered) {
+      for (const queue::removed& r : fx.removals) {
+        if (pending_dead_.erase(r.id) == 0) {
+          fail("entry " + std::to_string(index) + " confirmed dead letter " + std::to_string(r.id) +
+               ", which was not pending");
+        }
+      }
+    }
     for (const queue::removed& r : fx.removals) {
       auto it = messages_.find(r.id);
       if (it == messages_.end()) {
@@ -69,9 +89,9 @@ class queue_checker {
     }
     for (const queue::delivery& d : fx.deliveries) {
       auto it = messages_.find(d.id);
-      if (it == messages_.end() || it->second.gone) {
+      if (it == messages_.end() || it->second.gone || it->second.dead) {
         fail("entry " + std::to_string(index) + " delivered message " + std::to_string(d.id) +
-             ", which is not in the queue");
+             ", which is not in the queue (or a pending dead letter)");
         continue;
       }
       message& m = it->second;
@@ -110,6 +130,8 @@ class queue_checker {
   const std::set<message_id>& held_by(consumer_id who) { return held_[who]; }
   std::size_t live() const noexcept { return live_; }
   std::size_t dead_lettered() const noexcept { return dead_lettered_; }
+  /** At-least-once dead letters applied and not yet confirmed. */
+  const std::set<message_id>& pending_dead() const noexcept { return pending_dead_; }
   std::size_t enqueued() const noexcept { return accepted_.size(); }
   const std::string& violation() const noexcept { return violation_; }
   void fail(std::string what) {
@@ -123,6 +145,7 @@ class queue_checker {
     consumer_id holder = 0;
     bool delivered = false;
     bool gone = false;
+    bool dead = false;  // an at-least-once dead letter awaiting confirmation
   };
   static std::string name(const std::pair<std::uint64_t, std::uint64_t>& key) {
     return "(producer " + std::to_string(key.first) + ", sequence " + std::to_string(key.second) +
@@ -141,6 +164,7 @@ class queue_checker {
   std::map<consumer_id, std::set<message_id>> held_;
   std::size_t live_ = 0;
   std::size_t dead_lettered_ = 0;
+  std::set<message_id> pending_dead_;
   std::string violation_;
 };
 
@@ -278,7 +302,9 @@ class queue_simulation {
   std::int64_t now_ms() const { return static_cast<std::int64_t>(events_.now() / ticks) * 10; }
 
   /** A clock client proposes a tick command every tick or so, so that time passes for TTLs,
-   *  timeouts and delayed retries even when nothing else happens. */
+   *  timeouts and delayed retries even when nothing else happens. With at-least-once
+   *  dead-lettering it also plays the host that hands dead letters over: it confirms the
+   *  pending ones (a few at a time, some of them again) in place of a tick. */
   void tick_later() {
     events_.after(random_.between(ticks / 2, 2 * ticks), [this] {
       if (clock_.busy) {
@@ -287,6 +313,14 @@ class queue_simulation {
       }
       queue::command c;
       c.type = queue::command::kind::tick;
+      const auto& pending = current->checker.pending_dead();
+      if (!pending.empty() && random_.chance(0.5)) {
+        c.type = queue::command::kind::dead_lettered;
+        for (message_id id : pending) {
+          if (c.ids.size() == 4) break;
+          c.ids.push_back(id);
+        }
+      }
       submit(clock_, c, [this](bool, const std::string&) { tick_later(); });
     });
   }
@@ -414,7 +448,10 @@ queue::queue_options queue_options_for(const run_config& config, rng& setup) {
   queue::queue_options o;
   static constexpr std::int32_t limits[] = {-1, 0, 2, 20};
   o.delivery_limit = limits[setup.between(0, std::size(limits) - 1)];
-  if (setup.chance(0.5)) o.dead_letter_target = "dlx";
+  if (setup.chance(0.5)) {
+    o.dead_letter_target = "dlx";
+    if (setup.chance(0.5)) o.dead_letter = queue::dead_letter_strategy::at_least_once;
+  }
   // The rules that depend on time or size, on some seeds each (a tick is 10 ms of the clock).
   if (setup.chance(0.3)) o.message_ttl_ms = setup.chance(0.5) ? 200 : 1000;
   if (setup.chance(0.3)) {
