@@ -248,7 +248,7 @@ double consume(bench_cluster& c, std::size_t at, const std::string& name, std::u
   };
   std::uint64_t received = 0;
   c[at].async_consume(
-      name, {1024, 0},
+      name, {1024, 0, {}},
       [&](queue::message msg) {
         std::vector<queue::message_id> ready;
         {

@@ -49,6 +49,7 @@ struct brokers {
     s.clock_interval = std::chrono::milliseconds(5);
     s.retry_interval = std::chrono::milliseconds(5);
     s.body_cache_bytes = cache_bytes;
+    s.consumer_grace = std::chrono::milliseconds(20);
     m.svc = std::make_unique<service>(std::vector<asio::any_io_executor>{ioc.get_executor()},
                                       *m.wal, network, s);
     network.attach_node(id, ioc.get_executor(), [n = m.svc.get()](transport::group_message gm) {
@@ -262,7 +263,7 @@ TEST_CASE("a consumer that cancels returns its unacknowledged messages, uncounte
   brokers b(dir.path);
   REQUIRE_FALSE(b.declare(1, "work"));
   std::vector<queue::message> received;
-  const queue::consumer_id consumer = b.consume(1, "work", {1, 0}, received);
+  const queue::consumer_id consumer = b.consume(1, "work", {1, 0, {}}, received);
   REQUIRE_FALSE(b.publish(2, "work", "a").first);
   REQUIRE_FALSE(b.publish(2, "work", "b").first);
   REQUIRE(b.run_until([&] { return received.size() == 1; }));
@@ -428,4 +429,39 @@ TEST_CASE("an at-least-once dead letter leaves its queue only once its target ha
   m = b.get(2, "dlq");
   REQUIRE(m);
   CHECK(text(m->body) == "poison");
+}
+
+TEST_CASE("the consumers of a node cut off past the grace period are detached, and told",
+          "[queue][service][consumer-lost]") {
+  test::scratch dir("queue_service_consumer_lost");
+  brokers b(dir.path);
+  REQUIRE_FALSE(b.declare(1, "q"));
+  std::vector<queue::message> received;
+  bool cancelled = false;
+  queue::consumer_options o;
+  o.prefetch = 1;
+  o.on_cancelled = [&] { cancelled = true; };
+  b.consume(3, "q", o, received);
+  REQUIRE_FALSE(b.publish(1, "q", "held").first);
+  REQUIRE(b.run_until([&] { return received.size() == 1; }));
+  // Node 3 is cut off; the others' transports report it lost.
+  for (raft::node_id other : {1, 2}) {
+    b.network.set_link(3, other, false);
+    b[other].peer_lost(3);
+  }
+  // Past the grace period, the queue's leader (1 or 2) detaches node 3's consumer: the message
+  // it held returns, counted as delivered before.
+  std::optional<queue::message> m;
+  for (int i = 0; i < 100 && !m; ++i) {
+    m = b.get(1, "q");
+    if (!m) b.ioc.run_for(std::chrono::milliseconds(10));
+  }
+  REQUIRE(m);
+  CHECK(text(m->body) == "held");
+  CHECK(m->redelivered);
+  CHECK_FALSE(cancelled);
+  // Back on the network, node 3 learns its consumer was detached and says so.
+  for (raft::node_id other : {1, 2}) b.network.set_link(3, other, true);
+  REQUIRE(b.run_until([&] { return cancelled; }));
+  CHECK(received.size() == 1);
 }

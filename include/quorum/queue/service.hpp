@@ -77,6 +77,10 @@ struct consumer_options {
   std::uint32_t prefetch = 16;
   /** Higher is served first. */
   std::int32_t priority = 0;
+  /** Called (on the consumer's executor) if the queue detaches the consumer without
+   *  async_cancel: its node was cut off for longer than service_settings::consumer_grace, or
+   *  the queue was deleted. No more deliveries come; attach again to resume. */
+  std::function<void()> on_cancelled;
 };
 
 /** A delivered message. Settle it with its consumer and id. */
@@ -111,6 +115,10 @@ struct service_settings {
   /** How often the leader of a queue whose rules depend on time (TTLs, queue expiry, consumer
    *  timeout, delayed retry) proposes a tick. */
   std::chrono::milliseconds clock_interval{1000};
+  /** How long a node may be lost (tcp_transport's on_peer_lost, nothing heard since) before
+   *  the leaders detach its consumers. Shorter returns a dead node's messages sooner; a
+   *  network blip longer than it cancels live consumers (they are told, on_cancelled). */
+  std::chrono::milliseconds consumer_grace{10000};
   /** A call that finds no leader yet (a queue just declared, an election under way) is retried
    *  this often, this many times, before it fails with errc::not_leader. */
   std::chrono::milliseconds retry_interval{50};
@@ -206,7 +214,7 @@ class service {
       if (c && c->type == command::kind::enqueue && fx.published == effects::publish::accepted) {
         cache(e.index, body_of(e.payload.bytes()));
       }
-      host_->queue_applied(*this, e, fx);  // may read the bodies of messages leaving
+      host_->queue_applied(*this, c ? &*c : nullptr, fx);  // may read bodies of leaving messages
       for (const removed& gone : fx.removals) uncache(gone.id);
       return detail::encode_answer(fx, c && c->type == command::kind::get ? c->consumer : 0);
     }
@@ -273,9 +281,28 @@ class service {
   }
 
   /** A message from the transport (wire the transport's receiver here). */
-  void deliver(transport::group_message m) { node_.deliver(std::move(m)); }
-  /** The transport lost node `peer` (wire tcp_transport::on_peer_lost here). */
-  void peer_lost(raft::node_id peer) { node_.peer_lost(peer); }
+  void deliver(transport::group_message m) {
+    if (lost_count_.load() > 0) {
+      // A lost node is back once anything arrives from it.
+      std::lock_guard lock(mutex_);
+      lost_since_.erase(m.message.from);
+      lost_count_ = lost_since_.size();
+    }
+    node_.deliver(std::move(m));
+  }
+  /**
+   * The transport lost node `peer` (wire tcp_transport::on_peer_lost here): quiesced groups it
+   * led wake, and if nothing arrives from it for `consumer_grace`, the leaders here detach its
+   * consumers, so the messages they hold return to their queues.
+   */
+  void peer_lost(raft::node_id peer) {
+    {
+      std::lock_guard lock(mutex_);
+      lost_since_.try_emplace(peer, std::chrono::steady_clock::now());
+      lost_count_ = lost_since_.size();
+    }
+    node_.peer_lost(peer);
+  }
 
   /** Stops every replica; run the executors until finished() before destroying it. */
   void stop() {
@@ -364,7 +391,8 @@ class service {
           {
             // Registered before the attach: deliveries may apply before the attach completes.
             std::lock_guard lock(mutex_);
-            consumers_[id] = local_consumer{name, std::move(handler), executor};
+            consumers_[id] =
+                local_consumer{name, std::move(handler), executor, options.on_cancelled, false};
           }
           command c;
           c.type = command::kind::attach;
@@ -385,13 +413,26 @@ class service {
   auto async_cancel(std::string name, consumer_id consumer, Token&& token) {
     return start_op<>(
         std::forward<Token>(token), [this, name = std::move(name), consumer](auto done) {
+          {
+            std::lock_guard lock(mutex_);
+            if (auto it = consumers_.find(consumer); it != consumers_.end()) {
+              it->second.cancelling = true;
+            }
+          }
           command c;
           c.type = command::kind::detach;
           c.consumer = consumer;
           submit_queue(name, c, {}, runtime::ack_level::majority, 0,
                        [this, done, consumer](std::error_code ec, detail::queue_answer a) mutable {
                          if (!ec) ec = a.error;
-                         if (!ec) forget(consumer);
+                         if (!ec) {
+                           forget(consumer);
+                         } else {
+                           std::lock_guard lock(mutex_);
+                           if (auto it = consumers_.find(consumer); it != consumers_.end()) {
+                             it->second.cancelling = false;
+                           }
+                         }
                          done(ec);
                        });
         });
@@ -497,6 +538,8 @@ class service {
     std::string queue;
     std::function<void(message)> handler;
     boost::asio::any_io_executor executor;
+    std::function<void()> on_cancelled;
+    bool cancelling = false;  // async_cancel under way: no on_cancelled
   };
 
   static runtime::node_settings node_settings_of(const service_settings& s) {
@@ -701,10 +744,22 @@ class service {
         machines_[record.group] = m;
       }
     } else if (result == registry_result::removed) {
+      std::vector<local_consumer> gone;
       {
         std::lock_guard lock(mutex_);
         declared_.erase(record.name);
-        std::erase_if(consumers_, [&](const auto& c) { return c.second.queue == record.name; });
+        machines_.erase(record.group);
+        for (auto it = consumers_.begin(); it != consumers_.end();) {
+          if (it->second.queue != record.name) {
+            ++it;
+            continue;
+          }
+          gone.push_back(std::move(it->second));
+          it = consumers_.erase(it);
+        }
+      }
+      for (const local_consumer& c : gone) {
+        if (c.on_cancelled && !c.cancelling) boost::asio::post(c.executor, c.on_cancelled);
       }
       if (auto* r = node_.find(record.group)) r->stop();
     }
@@ -712,7 +767,21 @@ class service {
 
   /** On a queue's strand, on every member, in log order: hands deliveries to the consumers
    *  attached here. */
-  void queue_applied(const group_machine& m, const raft::entry&, const effects& fx) {
+  void queue_applied(const group_machine& m, const command* c, const effects& fx) {
+    if (c != nullptr && c->type == command::kind::detach && !fx.error &&
+        detail::node_of(c->consumer) == settings_.self) {
+      // Detached by someone else (a leader after this node was lost): tell the consumer.
+      std::optional<local_consumer> gone;
+      {
+        std::lock_guard lock(mutex_);
+        auto it = consumers_.find(c->consumer);
+        if (it != consumers_.end() && !it->second.cancelling) {
+          gone = std::move(it->second);
+          consumers_.erase(it);
+        }
+      }
+      if (gone && gone->on_cancelled) boost::asio::post(gone->executor, gone->on_cancelled);
+    }
     for (const delivery& d : fx.deliveries) {
       if (detail::node_of(d.consumer) != settings_.self) continue;
       local_consumer target;
@@ -778,9 +847,10 @@ class service {
     handing_over_[group].erase(id);
   }
 
-  /** Consumers and getters this node attached in an earlier life (before a restart) hold
-   *  messages nobody will settle: detach them, so the messages return to the queue. */
-  void release_stale_consumers(const queue_record& q, replica_type* r) {
+  /** Detaches, through queue `q`'s replica here, every consumer it lists for which `doomed`
+   *  holds (once each), so the messages they hold return to the queue. */
+  template <class Doomed>
+  void release_consumers(const queue_record& q, replica_type* r, Doomed doomed) {
     group_machine* m = nullptr;
     {
       std::lock_guard lock(mutex_);
@@ -788,9 +858,9 @@ class service {
       if (it == machines_.end()) return;
       m = it->second;
     }
-    boost::asio::post(r->get_executor(), [this, m, name = q.name] {
+    boost::asio::post(r->get_executor(), [this, m, name = q.name, doomed] {
       for (consumer_id id : m->queue().consumers()) {
-        if (detail::node_of(id) != settings_.self || id >= start_floor_) continue;
+        if (!doomed(id)) continue;
         {
           std::lock_guard lock(mutex_);
           if (!releasing_.insert(id).second) continue;  // under way
@@ -805,6 +875,18 @@ class service {
                      });
       }
     });
+  }
+
+  /** The nodes lost for longer than the consumer grace period. */
+  std::set<raft::node_id> long_lost() const {
+    std::set<raft::node_id> out;
+    if (lost_count_.load() == 0) return out;
+    const auto now = std::chrono::steady_clock::now();
+    std::lock_guard lock(mutex_);
+    for (const auto& [peer, since] : lost_since_) {
+      if (now - since >= settings_.consumer_grace) out.insert(peer);
+    }
+    return out;
   }
 
   /** The leader of an at-least-once queue hands over the dead letters still pending (a new
@@ -849,8 +931,17 @@ class service {
                                 o.consumer_timeout_ms != 0 || o.retry_min_ms != 0;
         replica_type* r = node_.find(q.group);
         if (r == nullptr) continue;
-        release_stale_consumers(q, r);
+        // Consumers and getters this node attached in an earlier life (before a restart) hold
+        // messages nobody will settle.
+        release_consumers(q, r, [this](consumer_id id) {
+          return detail::node_of(id) == settings_.self && id < start_floor_;
+        });
         if (r->leader() != settings_.self) continue;
+        // The leader gives back what the consumers of long-lost nodes hold.
+        if (std::set<raft::node_id> lost = long_lost(); !lost.empty()) {
+          release_consumers(q, r,
+                            [lost](consumer_id id) { return lost.contains(detail::node_of(id)); });
+        }
         if (o.dead_letter == dead_letter_strategy::at_least_once && !o.dead_letter_target.empty()) {
           resume_dead_letters(q, r);
         }
@@ -878,7 +969,9 @@ class service {
   std::map<consumer_id, local_consumer> consumers_;
   std::map<std::uint64_t, std::set<message_id>> handing_over_;  // group -> dead letters
   std::map<std::uint64_t, group_machine*> machines_;            // the queues held here
-  std::set<consumer_id> releasing_;  // earlier-life consumers being detached
+  std::set<consumer_id> releasing_;  // consumers being detached by this node
+  std::map<raft::node_id, std::chrono::steady_clock::time_point> lost_since_;
+  std::atomic<std::size_t> lost_count_{0};
   std::atomic<std::uint64_t> dead_letters_lost_{0};
 };
 
