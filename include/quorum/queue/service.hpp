@@ -214,12 +214,16 @@ class service {
       if (c && c->type == command::kind::enqueue && fx.published == effects::publish::accepted) {
         cache(e.index, body_of(e.payload.bytes()));
       }
-      host_->queue_applied(*this, c ? &*c : nullptr, fx);  // may read bodies of leaving messages
+      host_->queue_applied(*this, e.term, c ? &*c : nullptr, fx);  // may read leaving bodies
       for (const removed& gone : fx.removals) uncache(gone.id);
       return detail::encode_answer(fx, c && c->type == command::kind::get ? c->consumer : 0);
     }
 
     const state_machine& queue() const { return std::get<state_machine>(state_); }
+    /** The last term in which this node led the group (0: none since it started); only its
+     *  leader proposed the entries of a term. On the group's strand. */
+    raft::term_t led_term() const noexcept { return led_term_; }
+    void led(raft::term_t term) noexcept { led_term_ = term; }
     const std::string& name() const noexcept { return name_; }
     std::uint64_t group() const noexcept { return group_; }
 
@@ -250,6 +254,7 @@ class service {
     std::variant<class registry, state_machine> state_;
     std::map<message_id, raft::shared_bytes> bodies_;
     std::uint64_t cached_bytes_ = 0;
+    raft::term_t led_term_ = 0;
   };
 
   service(std::vector<boost::asio::any_io_executor> executors, storage::shared_wal& wal,
@@ -739,7 +744,10 @@ class service {
         auto machine =
             std::make_unique<group_machine>(*this, record.group, record.name, record.options);
         group_machine* m = machine.get();
-        node_.add_group(record.group, members, std::move(machine));
+        replica_type& r = node_.add_group(record.group, members, std::move(machine));
+        r.on_leadership([this, m](raft::node_id leader, raft::term_t term) {
+          if (leader == settings_.self) m->led(term);
+        });
         std::lock_guard lock(mutex_);
         machines_[record.group] = m;
       }
@@ -767,7 +775,8 @@ class service {
 
   /** On a queue's strand, on every member, in log order: hands deliveries to the consumers
    *  attached here. */
-  void queue_applied(const group_machine& m, const command* c, const effects& fx) {
+  void queue_applied(const group_machine& m, raft::term_t term, const command* c,
+                     const effects& fx) {
     if (c != nullptr && c->type == command::kind::detach && !fx.error &&
         detail::node_of(c->consumer) == settings_.self) {
       // Detached by someone else (a leader after this node was lost): tell the consumer.
@@ -801,9 +810,11 @@ class service {
       boost::asio::post(target.executor,
                         [h = std::move(target.handler), out = std::move(out)]() { h(out); });
     }
-    replica_type* r = node_.find(m.group());
-    if (r == nullptr || r->leader() != settings_.self) return;
-    // The leader acts for the queue: dead-letter hand-overs and the delete of an expired queue.
+    // The node that proposed the entry (the leader of its term) acts on it, once: dead-letter
+    // hand-overs and the delete of an expired queue. Nobody else does, nor does a node
+    // replaying its log after a restart. If that leader fails first, the clock's resume takes
+    // over for at-least-once dead letters; at most once, they are lost, as that allows.
+    if (term == 0 || m.led_term() != term) return;
     const queue_options& o = m.queue().options();
     if (!o.dead_letter_target.empty()) {
       for (const removed& gone : fx.removals) {

@@ -258,7 +258,8 @@ class replica {
         token, std::move(command));
   }
 
-  /** Called on the strand whenever the known leader changes (no_node while unknown). */
+  /** Called on the strand whenever the known leader changes (no_node while unknown), or a
+   *  known leader starts a new term, with the leader and the term. */
   void on_leadership(leadership_observer observer) {
     boost::asio::dispatch(strand_, [this, observer = std::move(observer)]() mutable {
       observer_ = std::move(observer);
@@ -538,10 +539,12 @@ class replica {
         }
       }
     }
+    // Before anything applies: an observer learns of its own leadership before entries of its
+    // term do.
+    notice_leader(core_.leader());
     if (rd.snapshot) restore(*rd.snapshot);
     for (const raft::entry& e : rd.committed_entries) apply(e);
     for (const raft::proposal_state& ps : rd.proposal_states) answered(ps);
-    if (rd.soft_state) notice_leader(rd.soft_state->leader);
     for (const raft::read_state& rs : rd.read_states) confirm_read(rs);
     serve_reads();
     core_.advance(rd);
@@ -631,9 +634,13 @@ class replica {
   }
 
   void notice_leader(raft::node_id leader) {
-    if (leader == leader_.load()) return;
+    // A known leader in a new term counts as a change even if it is the same node: it may
+    // have lost and won an election between two batches.
+    const raft::term_t term = core_.term();
+    if (leader == leader_.load() && (leader == raft::no_node || term == noticed_term_)) return;
     leader_ = leader;
-    if (observer_) observer_(leader, core_.term());
+    noticed_term_ = term;
+    if (observer_) observer_(leader, term);
   }
 
   void halt(errc why) {
@@ -673,6 +680,7 @@ class replica {
   std::pair<raft::term_t, raft::node_id> durable_vote_{0, raft::no_node};
   std::optional<raft::ready> in_flight_;
   leadership_observer observer_;
+  raft::term_t noticed_term_ = 0;
   std::atomic<raft::node_id> leader_{raft::no_node};
   std::atomic<raft::index_t> applied_{0};
   std::atomic<bool> quiesced_{false};
