@@ -7,8 +7,11 @@
 #include <quorum/runtime/local_network.hpp>
 #include <quorum/storage/file_system.hpp>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -471,4 +474,43 @@ TEST_CASE("the consumers of a node cut off past the grace period are detached, a
   for (raft::node_id other : {1, 2}) b.network.set_link(3, other, true);
   REQUIRE(b.run_until([&] { return cancelled; }));
   CHECK(received.size() == 1);
+}
+
+TEST_CASE("a coroutine receives a consumer's deliveries as an awaitable stream",
+          "[queue][service][consume][awaitable]") {
+  test::scratch dir("queue_service_awaitable");
+  brokers b(dir.path);
+  REQUIRE_FALSE(b.declare(1, "stream"));
+  queue::subscription sub(b.ioc.get_executor());
+  auto [ec, consumer] = b.call<queue::consumer_id>(
+      [&](auto h) { b[2].async_consume("stream", {}, sub.handler(), sub.executor(), h); });
+  REQUIRE_FALSE(ec);
+  std::vector<std::string> got;
+  bool ended = false;
+  asio::co_spawn(
+      b.ioc,
+      [&]() -> asio::awaitable<void> {
+        for (;;) {
+          auto [e, m] = co_await sub.async_receive(asio::use_awaitable);
+          if (e) break;
+          got.push_back(text(m.body));
+          // Settle through the same service; the ids are the consumer's own. (No temporaries
+          // inside co_await expressions: GCC 12 may destroy them twice.)
+          std::vector<queue::message_id> ids{m.id};
+          std::string name = "stream";
+          const std::error_code se = co_await b[2].async_settle(
+              std::move(name), m.consumer, settlement::ack, std::move(ids), asio::use_awaitable);
+          CHECK_FALSE(se);
+        }
+        ended = true;
+      },
+      asio::detached);
+  for (int i = 0; i < 3; ++i) {
+    REQUIRE_FALSE(b.publish(1, "stream", "m" + std::to_string(i)).first);
+  }
+  REQUIRE(b.run_until([&] { return got.size() == 3; }));
+  CHECK(got == std::vector<std::string>{"m0", "m1", "m2"});
+  sub.close();
+  REQUIRE(b.run_until([&] { return ended; }));
+  CHECK(b.status(1, "stream").counters.unacked == 0);
 }

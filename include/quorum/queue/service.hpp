@@ -27,6 +27,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -92,6 +93,86 @@ struct message {
   /** Failed deliveries so far; redelivered if it was delivered before. */
   std::uint32_t failed = 0;
   bool redelivered = false;
+};
+
+/**
+ * A consumer's deliveries as an awaitable stream: pass handler() to service::async_consume
+ * (with this subscription's executor), then take each message with async_receive, e.g.
+ * `auto [ec, m] = co_await sub.async_receive(asio::use_awaitable);`. Messages wait here until
+ * received (prefetch bounds how many). close() ends the stream: a pending and every later
+ * receive complete with errc::shutting_down once the waiting messages are taken. Use it from
+ * its executor only.
+ */
+class subscription {
+ public:
+  explicit subscription(boost::asio::any_io_executor executor)
+      : executor_(std::move(executor)), state_(std::make_shared<state>()) {}
+
+  const boost::asio::any_io_executor& executor() const noexcept { return executor_; }
+
+  /** The delivery handler for async_consume; it stays valid after the subscription is gone. */
+  std::function<void(message)> handler() {
+    return [s = state_](message m) {
+      if (s->waiting) {
+        std::exchange(s->waiting, nullptr)->complete({}, std::move(m));
+      } else {
+        s->ready.push_back(std::move(m));
+      }
+    };
+  }
+
+  /** Completes with the next message, (error_code, message). */
+  template <class Token>
+  auto async_receive(Token&& token) {
+    return boost::asio::async_initiate<Token, void(std::error_code, message)>(
+        [this](auto h) {
+          auto w = std::make_unique<waiter_for<decltype(h)>>(std::move(h), executor_);
+          if (!state_->ready.empty()) {
+            message m = std::move(state_->ready.front());
+            state_->ready.pop_front();
+            w->complete({}, std::move(m));
+          } else if (state_->closed || state_->waiting) {
+            // Closed, or a receive is already pending (one at a time).
+            w->complete(make_error_code(errc::shutting_down), {});
+          } else {
+            state_->waiting = std::move(w);
+          }
+        },
+        token);
+  }
+
+  void close() {
+    state_->closed = true;
+    if (state_->waiting) {
+      std::exchange(state_->waiting, nullptr)->complete(make_error_code(errc::shutting_down), {});
+    }
+  }
+
+ private:
+  struct waiter {
+    virtual ~waiter() = default;
+    virtual void complete(std::error_code ec, message m) = 0;
+  };
+  template <class Handler>
+  struct waiter_for final : waiter {
+    waiter_for(Handler h, boost::asio::any_io_executor ex)
+        : handler(std::move(h)), fallback(std::move(ex)) {}
+    void complete(std::error_code ec, message m) override {
+      auto ex = boost::asio::get_associated_executor(handler, fallback);
+      boost::asio::post(ex, [h = std::move(handler), ec, m = std::move(m)]() mutable {
+        std::move(h)(ec, std::move(m));
+      });
+    }
+    Handler handler;
+    boost::asio::any_io_executor fallback;
+  };
+  struct state {
+    std::deque<message> ready;
+    std::unique_ptr<waiter> waiting;
+    bool closed = false;
+  };
+  boost::asio::any_io_executor executor_;
+  std::shared_ptr<state> state_;
 };
 
 /** A queue as one of its replicas sees it. */
