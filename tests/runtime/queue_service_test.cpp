@@ -97,6 +97,12 @@ struct brokers {
                                                              const std::string& name,
                                                              const std::string& body,
                                                              queue::publish_options o = {}) {
+    if (o.producer == 0) {
+      // Deduplicated, so that a publish whose forward is lost in a leader change (slow runs,
+      // e.g. under ASan, elect often at 1 ms ticks) is sent again safely by the service.
+      o.producer = 1'000'000;
+      o.sequence = ++sequence;
+    }
     auto [ec, outcome] = call<queue::publish_outcome>(
         [&](auto h) { (*this)[at].async_publish(name, raft::shared_bytes(body), o, h); });
     return {ec, outcome};
@@ -134,6 +140,7 @@ struct brokers {
     std::unique_ptr<service> svc;
   };
   std::string dir;
+  std::uint64_t sequence = 0;  // of the helper's own producer
   std::uint64_t cache_bytes = std::uint64_t{64} << 20;
   storage::posix_file_system fs;
   asio::io_context ioc;

@@ -430,35 +430,15 @@ class service {
   template <class Token>
   auto async_publish(std::string name, raft::shared_bytes body, publish_options options,
                      Token&& token) {
-    return start_op<publish_outcome>(std::forward<Token>(token), [this, name = std::move(name),
-                                                                  body = std::move(body),
-                                                                  options](auto done) {
-      command c;
-      c.type = command::kind::enqueue;
-      c.size = static_cast<std::uint32_t>(body.size());
-      c.priority = options.priority;
-      c.ttl_ms = options.ttl_ms;
-      c.producer = options.producer;
-      c.sequence = options.sequence;
-      if (options.priority > max_priority || options.ttl_ms < 0 ||
-          body.size() > std::uint32_t{0xffffffff}) {
-        return done(make_error_code(errc::invalid_options), publish_outcome::sent);
-      }
-      submit_queue(name, c, body.bytes(), options.ack, 0,
-                   [done, level = options.ack](std::error_code ec, detail::queue_answer a) mutable {
-                     if (ec || level != runtime::ack_level::majority) {
-                       return done(ec, publish_outcome::sent);
-                     }
-                     switch (a.published) {
-                       case effects::publish::duplicate:
-                         return done(ec, publish_outcome::duplicate);
-                       case effects::publish::rejected:
-                       case effects::publish::rejected_dlx:
-                         return done(ec, publish_outcome::rejected);
-                       default: return done(ec, publish_outcome::accepted);
-                     }
-                   });
-    });
+    return start_op<publish_outcome>(
+        std::forward<Token>(token),
+        [this, name = std::move(name), body = std::move(body), options](auto done) mutable {
+          if (options.priority > max_priority || options.ttl_ms < 0 ||
+              body.size() > std::uint32_t{0xffffffff}) {
+            return done(make_error_code(errc::invalid_options), publish_outcome::sent);
+          }
+          publish_attempt(std::move(name), std::move(body), options, 0, false, std::move(done));
+        });
   }
 
   /**
@@ -703,6 +683,44 @@ class service {
     return std::chrono::duration_cast<std::chrono::milliseconds>(
                std::chrono::system_clock::now().time_since_epoch())
         .count();
+  }
+
+  /** One attempt of a publish. A deduplicated publish (with a producer id) whose outcome is
+   *  unknown (a forward's answer lost in a leader change) is sent again: deduplication makes
+   *  that safe, and a "duplicate" answer then means the earlier attempt made it. */
+  template <class Done>
+  void publish_attempt(std::string name, raft::shared_bytes body, publish_options options,
+                       int attempt, bool unsure, Done done) {
+    command c;
+    c.type = command::kind::enqueue;
+    c.size = static_cast<std::uint32_t>(body.size());
+    c.priority = options.priority;
+    c.ttl_ms = options.ttl_ms;
+    c.producer = options.producer;
+    c.sequence = options.sequence;
+    submit_queue(name, c, body.bytes(), options.ack, 0,
+                 [this, name, body, options, attempt, unsure, done](
+                     std::error_code ec, detail::queue_answer a) mutable {
+                   if (ec == errc::outcome_unknown && options.producer != 0 &&
+                       attempt < settings_.retries && !stopping_) {
+                     return later([this, name, body, options, attempt, done]() mutable {
+                       publish_attempt(std::move(name), std::move(body), options, attempt + 1, true,
+                                       std::move(done));
+                     });
+                   }
+                   if (ec || options.ack != runtime::ack_level::majority) {
+                     return done(ec, publish_outcome::sent);
+                   }
+                   switch (a.published) {
+                     case effects::publish::duplicate:
+                       return done(ec,
+                                   unsure ? publish_outcome::accepted : publish_outcome::duplicate);
+                     case effects::publish::rejected:
+                     case effects::publish::rejected_dlx:
+                       return done(ec, publish_outcome::rejected);
+                     default: return done(ec, publish_outcome::accepted);
+                   }
+                 });
   }
 
   /** Runs `again()` after the retry interval. */
