@@ -771,25 +771,32 @@ class service {
                     });
   }
 
+  /** Declares and deletes are safe to send again, so one whose outcome is unknown (a forward
+   *  lost in a leader change) is; a delete then finding no queue was done by the first copy. */
   template <class Done>
-  void submit_registry(raft::shared_bytes bytes, Done done) {
+  void submit_registry(raft::shared_bytes bytes, Done done, int attempt = 0, bool unsure = false) {
     replica_type* r = node_.find(registry_group);
     if (r == nullptr) return done(make_error_code(errc::shutting_down));
-    submit_with_retry(r, std::move(bytes), runtime::ack_level::majority, 0,
-                      [done](std::error_code ec, std::string result) mutable {
-                        if (ec) return done(ec);
-                        switch (result.empty() ? registry_result::malformed
-                                               : static_cast<registry_result>(result[0])) {
-                          case registry_result::created:
-                          case registry_result::exists:
-                          case registry_result::removed: return done(std::error_code());
-                          case registry_result::mismatch:
-                            return done(make_error_code(errc::queue_mismatch));
-                          case registry_result::missing:
-                            return done(make_error_code(errc::no_queue));
-                          default: return done(make_error_code(errc::invalid_options));
-                        }
-                      });
+    submit_with_retry(
+        r, bytes, runtime::ack_level::majority, 0,
+        [this, bytes, done, attempt, unsure](std::error_code ec, std::string result) mutable {
+          if (ec == errc::outcome_unknown && attempt < settings_.retries && !stopping_) {
+            return later([this, bytes, done, attempt]() mutable {
+              submit_registry(std::move(bytes), std::move(done), attempt + 1, true);
+            });
+          }
+          if (ec) return done(ec);
+          switch (result.empty() ? registry_result::malformed
+                                 : static_cast<registry_result>(result[0])) {
+            case registry_result::created:
+            case registry_result::exists:
+            case registry_result::removed: return done(std::error_code());
+            case registry_result::mismatch: return done(make_error_code(errc::queue_mismatch));
+            case registry_result::missing:
+              return done(unsure ? std::error_code() : make_error_code(errc::no_queue));
+            default: return done(make_error_code(errc::invalid_options));
+          }
+        });
   }
 
   template <class Done>
