@@ -571,6 +571,30 @@ raft::index_t state_machine::oldest_live() const {
   return oldest;
 }
 
+std::vector<message_id> state_machine::live_ids() const {
+  std::vector<message_id> ids;
+  ids.reserve(static_cast<std::size_t>(live_count()));
+  for (std::size_t p = 0; p <= max_priority; ++p) {
+    for (const message& m : fresh_[p]) {
+      if ((m.flags & flag_gone) == 0) ids.push_back(m.id);
+    }
+    for (const auto& [id, m] : returned_[p]) ids.push_back(id);
+  }
+  for (const auto& [id, c] : consumers_) {
+    for (const auto& [m, h] : c.unacked) ids.push_back(m);
+  }
+  for (const auto& [id, d] : delayed_) ids.push_back(id);
+  for (const auto& [id, m] : dead_) ids.push_back(id);
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+std::uint64_t state_machine::live_count() const {
+  std::uint64_t n = ready_count_ + delayed_.size() + dead_.size();
+  for (const auto& [id, c] : consumers_) n += c.unacked.size();
+  return n;
+}
+
 void state_machine::for_each_message(
     const std::function<void(const message&, std::int64_t)>& visit) const {
   std::vector<std::pair<message, std::int64_t>> all;

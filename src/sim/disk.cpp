@@ -68,8 +68,33 @@ void disk::set_hard_state(const raft::hard_state& hs) {
   unsynced_ = true;
 }
 
-std::error_code disk::create_snapshot(const raft::snapshot_meta& meta, raft::shared_bytes data) {
-  return guarded([&] { return log_->create_snapshot(meta, data); });
+std::error_code disk::create_snapshot(const raft::snapshot_meta& meta, raft::shared_bytes data,
+                                      std::span<const raft::index_t> keep) {
+  return guarded([&] { return log_->create_snapshot(meta, data, keep); });
+}
+
+std::optional<raft::entry> disk::kept_entry(raft::index_t index) const {
+  return guarded([&] { return log().kept_entry(index); });
+}
+
+std::optional<raft::entry> disk::inspect_entry(raft::index_t index) {
+  if (!log_) return std::nullopt;
+  files_.set_error_rates(0, 0);
+  std::optional<raft::entry> found;
+  try {
+    std::error_code ec;
+    auto got = log_->entries(index, index + 1, ~std::uint64_t{0}, ec);
+    if (ec == errc::compacted) {
+      found = log_->kept_entry(index);
+    } else if (!ec && !got.empty()) {
+      found = std::move(got.front());
+    }
+  } catch (const storage::storage_error& e) {
+    files_.set_error_rates(faults_.read_error, faults_.fsync_error);
+    throw disk_failure(e.code(), e.what());
+  }
+  files_.set_error_rates(faults_.read_error, faults_.fsync_error);
+  return found;
 }
 
 std::error_code disk::compact(raft::index_t index) {

@@ -23,13 +23,20 @@ std::uint32_t segment_of(std::uint64_t seq) {
   QUORUM_ASSERT(seq <= max_segment, "segment sequence numbers fit in 32 bits");
   return static_cast<std::uint32_t>(seq);
 }
-constexpr char snapshot_magic[8] = {'Q', 'S', 'N', 'P', '0', '0', '0', '1'};
+constexpr char snapshot_magic[8] = {'Q', 'S', 'N', 'P', '0', '0', '0', '2'};
 constexpr char incoming_magic[8] = {'Q', 'I', 'N', 'C', '0', '0', '0', '1'};
 constexpr std::uint64_t magic_bytes = 8;
 constexpr std::uint64_t frame_bytes = 8;    // length and CRC32C before every record body
 constexpr std::uint64_t entry_header = 26;  // kind, group, type, term, index
 
-enum record_kind : std::uint8_t { entry_record = 1, hard_record = 2, base_record = 3 };
+// A kept record is an entry kept below its group's log start (wal_log::create_snapshot's keep
+// list), moved or received: replay files it with the kept entries, never in the log itself.
+enum record_kind : std::uint8_t {
+  entry_record = 1,
+  hard_record = 2,
+  base_record = 3,
+  kept_record = 4
+};
 
 std::size_t open_wal_record(std::vector<std::byte>& out, record_kind kind, std::uint64_t group);
 
@@ -41,6 +48,45 @@ std::uint64_t get(const std::byte* in, int bytes) {
   std::uint64_t value = 0;
   for (int i = 0; i < bytes; ++i) value |= static_cast<std::uint64_t>(in[i]) << (8 * i);
   return value;
+}
+
+/** A keep list as its count and ascending deltas in LEB128 (about a byte per entry). */
+void put_keep(std::vector<std::byte>& out, std::span<const raft::index_t> keep) {
+  put(out, keep.size(), 8);
+  raft::index_t last = 0;
+  for (raft::index_t i : keep) {
+    for (std::uint64_t d = i - last;; d >>= 7) {
+      const auto low = static_cast<std::uint8_t>(d & 0x7f);
+      out.push_back(static_cast<std::byte>(d >= 0x80 ? low | 0x80 : low));
+      if (d < 0x80) break;
+    }
+    last = i;
+  }
+}
+
+/** The keep list put_keep wrote, or nothing if malformed (not ascending, or bytes left over). */
+std::optional<std::vector<raft::index_t>> get_keep(std::span<const std::byte> in) {
+  if (in.size() < 8) return std::nullopt;
+  const std::uint64_t count = get(in.data(), 8);
+  if (count > in.size()) return std::nullopt;  // at least a byte each
+  std::vector<raft::index_t> keep;
+  keep.reserve(static_cast<std::size_t>(count));
+  std::size_t at = 8;
+  raft::index_t last = 0;
+  for (std::uint64_t n = 0; n < count; ++n) {
+    std::uint64_t d = 0;
+    for (int shift = 0;; shift += 7) {
+      if (at == in.size() || shift > 63) return std::nullopt;
+      const auto b = static_cast<std::uint8_t>(in[at++]);
+      d |= static_cast<std::uint64_t>(b & 0x7f) << shift;
+      if ((b & 0x80) == 0) break;
+    }
+    if (d == 0 || last + d < last) return std::nullopt;
+    last += d;
+    keep.push_back(last);
+  }
+  if (at != in.size()) return std::nullopt;
+  return keep;
 }
 
 /** Starts a record in `out`: room for its length and CRC32C; the body is appended after. */
@@ -116,6 +162,26 @@ std::vector<std::byte> read_all(file& f, const std::string& path) {
   if (auto ec = f.read_at(0, bytes, got)) raise_io(path, ec);
   bytes.resize(got);
   return bytes;
+}
+
+/** The body of the framed record at `at` of `f`, or nothing if incomplete or damaged; `next`
+ *  is where the following record starts. */
+std::optional<std::vector<std::byte>> read_framed(file& f, const std::string& path,
+                                                  std::uint64_t at, std::uint64_t max_body,
+                                                  std::uint64_t& next) {
+  std::byte head[frame_bytes];
+  std::size_t got = 0;
+  if (auto ec = f.read_at(at, head, got)) raise_io(path, ec);
+  if (got < frame_bytes) return std::nullopt;
+  const std::uint64_t length = get(head, 4);
+  if (length > max_body) return std::nullopt;
+  std::vector<std::byte> body(static_cast<std::size_t>(length));
+  if (auto ec = f.read_at(at + frame_bytes, body, got)) raise_io(path, ec);
+  if (got < body.size() || crc32c(body) != static_cast<std::uint32_t>(get(head + 4, 4))) {
+    return std::nullopt;
+  }
+  next = at + frame_bytes + length;
+  return body;
 }
 
 /** A framed record in `bytes` at `at`: its body, or nothing if incomplete or damaged. */
@@ -272,13 +338,48 @@ std::error_code shared_wal::sync() {
   return {};
 }
 
+void shared_wal::hold(const wal_log::slot& s, bool kept) {
+  segment& seg = segments_.at(s.segment);
+  ++seg.live;
+  seg.live_bytes += s.length;
+  if (kept) ++seg.kept;
+}
+
+void shared_wal::let_go(const wal_log::slot& s, bool kept) {
+  segment& seg = segments_.at(s.segment);
+  --seg.live;
+  seg.live_bytes -= s.length;
+  if (kept) --seg.kept;
+}
+
+bool shared_wal::wasteful() const {
+  std::uint64_t size = 0;
+  std::uint64_t live = 0;
+  for (const auto& [seq, seg] : segments_) {
+    size += seg.size;
+    live += seg.live_bytes;
+  }
+  return size > 2 * live + 2 * options_.segment_bytes;
+}
+
 std::error_code shared_wal::reclaim() {
   // Only a prefix of segments goes: a record in a later segment may have truncated entries of
   // an earlier one, which replay must see after them. The newest hard state and log start of a
-  // group that pin the oldest segment are written again at the end first.
+  // group that pin the oldest segment are written again at the end first. Kept entries (a
+  // queue's long-lived messages) would pin it for good: once the files hold more than twice
+  // what is live, they are copied to the end, so disk use follows the live entries and each is
+  // copied at most once per pass over the WAL.
   for (bool again = true; again && segments_.size() > 1;) {
     again = false;
     auto it = segments_.begin();
+    if (it->second.live != 0 && it->second.live == it->second.kept && wasteful()) {
+      const std::uint64_t seq = it->first;
+      for (auto& [id, g] : groups_) {
+        if (auto ec = g->move_kept_out_of(seq)) return ec;
+      }
+      if (auto ec = sync()) return ec;
+      it = segments_.begin();  // moving wrote at the end; the oldest is still `seq`
+    }
     if (it->second.live != 0) break;
     const std::uint64_t oldest = it->first;
     bool pinned = false;
@@ -370,6 +471,34 @@ void shared_wal::recover() {
 
 wal_log::wal_log(shared_wal& wal, std::uint64_t group)
     : wal_(&wal), group_(group), dir_(wal.path_of("group-" + std::to_string(group))) {
+  peek_keep();
+}
+
+void wal_log::peek_keep() {
+  // Replay files entries the newest snapshot keeps as they leave the log; open() checks the
+  // result against that snapshot once it has read it properly, and reports any damage.
+  std::error_code ec;
+  const std::vector<std::string> names = wal_->fs_->list(dir_, ec);
+  if (ec) return;
+  std::string newest;
+  for (const std::string& name : names) {
+    std::uint64_t a = 0;
+    std::uint64_t b = 0;
+    if (parse_name(name, "snap-", ".snap", a, b) && name > newest) newest = name;
+  }
+  if (newest.empty()) return;
+  try {
+    auto f = wal_->fs_->open(path_of(newest), false, ec);
+    if (ec) return;
+    std::uint64_t next = 0;
+    const auto head =
+        read_framed(*f, path_of(newest), magic_bytes, wal_->options_.max_record_bytes, next);
+    if (!head) return;
+    const auto list = read_framed(*f, path_of(newest), next, wal_->options_.max_record_bytes, next);
+    if (!list) return;
+    if (auto keep = get_keep(*list)) recovery_keep_ = std::move(*keep);
+  } catch (const storage_error&) {
+  }
 }
 
 bool wal_log::failed() const noexcept {
@@ -457,6 +586,40 @@ std::vector<raft::entry> wal_log::entries(raft::index_t lo, raft::index_t hi,
   return out;
 }
 
+std::vector<std::byte> wal_log::read_record(const slot& s, raft::index_t index) const {
+  std::vector<std::byte> buffer(s.length);
+  std::size_t got = 0;
+  wal_->read(s.segment, s.offset, buffer, got);
+  const auto body =
+      record_at(std::span<const std::byte>(buffer.data(), got), 0, wal_->options_.max_record_bytes);
+  if (!body || body->size() < entry_header ||
+      (get(body->data(), 1) != entry_record && get(body->data(), 1) != kept_record) ||
+      get(body->data() + 1, 8) != group_ || get(body->data() + 18, 8) != index) {
+    raise(errc::corruption, wal_->path_of(name_with("seg-", s.segment, 0, ".log")) + " offset " +
+                                std::to_string(s.offset) + ": damaged record for entry " +
+                                std::to_string(index) + " of group " + std::to_string(group_));
+  }
+  return {body->begin(), body->end()};
+}
+
+std::optional<raft::entry> wal_log::kept_entry(raft::index_t index) const {
+  const auto it = std::lower_bound(kept_.begin(), kept_.end(), index,
+                                   [](const kept_slot& k, raft::index_t i) { return k.index < i; });
+  if (it == kept_.end() || it->index != index) return std::nullopt;
+  const std::vector<std::byte> body = read_record(it->where, index);
+  raft::entry e;
+  e.type = static_cast<raft::entry_type>(get(body.data() + 9, 1));
+  e.term = get(body.data() + 10, 8);
+  e.index = index;
+  e.payload = raft::shared_bytes(std::span<const std::byte>(body).subspan(entry_header));
+  return e;
+}
+
+const wal_log::slot& wal_log::kept_at(std::size_t position) const {
+  if (position < kept_.size()) return kept_[position].where;
+  return slots_[keep_above_[position - kept_.size()] - base_ - 1];
+}
+
 raft::snapshot_meta wal_log::snapshot() const {
   return snapshot_ ? snapshot_->meta : raft::snapshot_meta{};
 }
@@ -500,26 +663,78 @@ std::vector<std::byte> wal_log::read_blocks(const stored_snapshot& s, std::uint6
 
 raft::snapshot_piece wal_log::read_snapshot(raft::index_t index, std::uint64_t offset,
                                             std::uint64_t max_bytes, std::error_code& ec) const {
+  // What a follower receives (the image): the data's size (8 bytes), the data, then the
+  // records of the entries the snapshot keeps. Only the current snapshot's kept entries are
+  // at hand: the previous snapshot can still be sent only if it keeps none.
   ec.clear();
   const stored_snapshot* s = find_snapshot(index);
-  if (s == nullptr) {
+  const bool current = s != nullptr && s == &*snapshot_;
+  if (s == nullptr || (!current && s->kept != 0)) {
     ec = errc::compacted;
     return {};
   }
-  QUORUM_ASSERT(offset <= s->size, "snapshot read beyond its end");
-  const std::uint64_t want = std::min(s->size - offset, std::max<std::uint64_t>(max_bytes, 1));
-  if (want == 0) return {{}, true};
-  const std::uint64_t b = wal_->options_.snapshot_block_bytes;
-  const auto blocks = read_blocks(*s, offset / b, (offset + want - 1) / b);
-  const auto skip = static_cast<std::size_t>(offset % b);
-  return {raft::shared_bytes(std::span<const std::byte>(blocks).subspan(skip, want)),
-          offset + want == s->size};
+  const std::uint64_t data_end = 8 + s->size;
+  if (cursor_.index != s->meta.index || cursor_.term != s->meta.term) {
+    cursor_ = {s->meta.index, s->meta.term, 0, data_end, data_end};
+    if (current) {
+      for (std::size_t p = 0; p < kept_total(); ++p) cursor_.size += kept_at(p).length;
+    }
+  }
+  QUORUM_ASSERT(offset <= cursor_.size, "snapshot read beyond its end");
+  const std::uint64_t end =
+      offset + std::min(cursor_.size - offset, std::max<std::uint64_t>(max_bytes, 1));
+  std::vector<std::byte> out;
+  out.reserve(static_cast<std::size_t>(end - offset));
+  std::uint64_t at = offset;
+  if (at < 8 && at < end) {
+    std::vector<std::byte> size;
+    put(size, s->size, 8);
+    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(end, 8) - at);
+    out.insert(out.end(), size.begin() + static_cast<std::ptrdiff_t>(at),
+               size.begin() + static_cast<std::ptrdiff_t>(at + n));
+    at += n;
+  }
+  if (at < data_end && at < end) {
+    const std::uint64_t to = std::min(end, data_end);
+    const std::uint64_t b = wal_->options_.snapshot_block_bytes;
+    const auto blocks = read_blocks(*s, (at - 8) / b, (to - 8 - 1) / b);
+    const auto skip = static_cast<std::ptrdiff_t>((at - 8) % b);
+    out.insert(out.end(), blocks.begin() + skip,
+               blocks.begin() + skip + static_cast<std::ptrdiff_t>(to - at));
+    at = to;
+  }
+  if (at < end) {
+    if (cursor_.offset > at) cursor_ = {cursor_.index, cursor_.term, 0, data_end, cursor_.size};
+    while (cursor_.offset + kept_at(cursor_.position).length <= at) {
+      cursor_.offset += kept_at(cursor_.position++).length;
+    }
+    while (at < end) {
+      const std::size_t p = cursor_.position;
+      const raft::index_t i = p < kept_.size() ? kept_[p].index : keep_above_[p - kept_.size()];
+      std::vector<std::byte> body = read_record(kept_at(p), i);
+      body[0] = static_cast<std::byte>(kept_record);
+      std::vector<std::byte> record;
+      frame(record, body);
+      const std::uint64_t from = at - cursor_.offset;
+      const std::uint64_t n = std::min<std::uint64_t>(record.size() - from, end - at);
+      out.insert(out.end(), record.begin() + static_cast<std::ptrdiff_t>(from),
+                 record.begin() + static_cast<std::ptrdiff_t>(from + n));
+      at += n;
+      if (from + n == record.size()) {
+        cursor_.offset += record.size();
+        ++cursor_.position;
+      }
+    }
+  }
+  return {raft::shared_bytes(std::span<const std::byte>(out)), end == cursor_.size};
 }
 
 raft::shared_bytes wal_log::snapshot_data() const {
   if (!snapshot_) return {};
-  std::error_code ec;
-  return read_snapshot(snapshot_->meta.index, 0, snapshot_->size, ec).data;
+  if (snapshot_->size == 0) return raft::shared_bytes(std::span<const std::byte>());
+  const std::uint64_t b = wal_->options_.snapshot_block_bytes;
+  const auto data = read_blocks(*snapshot_, 0, (snapshot_->size - 1) / b);
+  return raft::shared_bytes(std::span<const std::byte>(data));
 }
 
 // ---- wal_log: writes --------------------------------------------------------------------------
@@ -529,19 +744,111 @@ std::error_code wal_log::sync() {
 }
 
 void wal_log::drop_slots_from(raft::index_t index) {
+  QUORUM_ASSERT(keep_above_.empty() || keep_above_.back() < index || recovering_,
+                "entries a snapshot keeps are committed: never truncated");
   while (last_index() >= index && !slots_.empty()) {
-    --wal_->segments_.at(slots_.back().segment).live;
+    wal_->let_go(slots_.back(), false);
     slots_.pop_back();
   }
 }
 
+bool wal_log::keeps(raft::index_t index) const {
+  if (recovering_) return std::binary_search(recovery_keep_.begin(), recovery_keep_.end(), index);
+  return !keep_above_.empty() && keep_above_.front() == index;
+}
+
 void wal_log::drop_slots_through(raft::index_t index) {
   while (!slots_.empty() && base_ < index) {
-    --wal_->segments_.at(slots_.front().segment).live;
-    base_term_ = slots_.front().term;
+    const slot s = slots_.front();
+    const raft::index_t i = base_ + 1;
+    if (keeps(i)) {
+      kept_.push_back({i, s});
+      ++wal_->segments_.at(s.segment).kept;
+      if (!recovering_) keep_above_.pop_front();
+    } else {
+      wal_->let_go(s, false);
+    }
+    base_term_ = s.term;
     slots_.pop_front();
     ++base_;
   }
+}
+
+void wal_log::retain_only(std::span<const raft::index_t> keep) {
+  std::size_t out = 0;
+  auto k = keep.begin();
+  for (const kept_slot& e : kept_) {
+    while (k != keep.end() && *k < e.index) ++k;
+    if (k != keep.end() && *k == e.index) {
+      kept_[out++] = e;
+    } else {
+      wal_->let_go(e.where, true);
+    }
+  }
+  kept_.resize(out);
+}
+
+void wal_log::settle_kept(const std::vector<raft::index_t>& keep) {
+  // The newest copy of each entry counts (a moved or received record comes after the one it
+  // replaces); anything the snapshot does not keep, or above the log's start, goes.
+  std::stable_sort(kept_.begin(), kept_.end(),
+                   [](const kept_slot& a, const kept_slot& b) { return a.index < b.index; });
+  std::size_t out = 0;
+  for (std::size_t i = 0; i < kept_.size(); ++i) {
+    if (out > 0 && kept_[out - 1].index == kept_[i].index) {
+      wal_->let_go(kept_[out - 1].where, true);
+      kept_[out - 1] = kept_[i];
+    } else {
+      kept_[out++] = kept_[i];
+    }
+  }
+  kept_.resize(out);
+  while (!kept_.empty() && kept_.back().index > base_) {
+    wal_->let_go(kept_.back().where, true);
+    kept_.pop_back();
+  }
+  retain_only(keep);
+  const auto above = std::upper_bound(keep.begin(), keep.end(), base_);
+  if (kept_.size() != static_cast<std::size_t>(above - keep.begin()) ||
+      (above != keep.end() && keep.back() > last_index())) {
+    raise(errc::corruption, wal_->dir_ + ": entries that the snapshot of group " +
+                                std::to_string(group_) + " keeps are missing");
+  }
+  keep_above_.assign(above, keep.end());
+  recovery_keep_ = {};
+  recovering_ = false;
+}
+
+std::error_code wal_log::move_kept_out_of(std::uint64_t seq) {
+  const std::uint64_t batch_bytes = std::max<std::uint64_t>(wal_->options_.segment_bytes / 4, 1);
+  std::vector<std::byte> records;
+  std::vector<std::pair<std::size_t, std::size_t>> moved;  // position in kept_, record start
+  const auto write = [&]() -> std::error_code {
+    if (moved.empty()) return {};
+    std::uint64_t to = 0;
+    std::uint64_t offset = 0;
+    if (auto ec = wal_->write(records, to, offset)) return ec;
+    for (const auto& [p, at] : moved) {
+      slot& where = kept_[p].where;
+      wal_->let_go(where, true);
+      where.segment = segment_of(to);
+      where.offset = offset + at;
+      wal_->hold(where, true);
+    }
+    records.clear();
+    moved.clear();
+    return {};
+  };
+  for (std::size_t p = 0; p < kept_.size(); ++p) {
+    if (kept_[p].where.segment != seq) continue;
+    std::vector<std::byte> body = read_record(kept_[p].where, kept_[p].index);
+    body[0] = static_cast<std::byte>(kept_record);
+    moved.emplace_back(p, frame(records, body));
+    if (records.size() >= batch_bytes) {
+      if (auto ec = write()) return ec;
+    }
+  }
+  return write();
 }
 
 bool wal_log::holds(raft::index_t index, raft::term_t t) const {
@@ -588,7 +895,7 @@ std::error_code wal_log::append(std::span<const raft::entry> batch) {
     const std::size_t end = i + 1 < starts.size() ? starts[i + 1] : records.size();
     slots_.push_back({batch[i].term, offset + starts[i], segment_of(seq),
                       static_cast<std::uint32_t>(end - starts[i])});
-    ++wal_->segments_.at(seq).live;
+    wal_->hold(slots_.back(), false);
   }
   return {};
 }
@@ -636,7 +943,8 @@ std::error_code wal_log::compact(raft::index_t index) {
 }
 
 std::error_code wal_log::write_snapshot_file(const raft::snapshot_meta& meta,
-                                             std::span<const std::byte> data) {
+                                             std::span<const std::byte> data,
+                                             std::span<const raft::index_t> keep) {
   file_system& fs = *wal_->fs_;
   const std::string name = name_with("snap-", meta.index, meta.term, ".snap");
   const std::string tmp = path_of(name + ".tmp");
@@ -647,6 +955,9 @@ std::error_code wal_log::write_snapshot_file(const raft::snapshot_meta& meta,
   const raft::shared_bytes members = raft::encode_membership(meta.members);
   body.insert(body.end(), members.bytes().begin(), members.bytes().end());
   frame(bytes, body);
+  std::vector<std::byte> list;
+  put_keep(list, keep);
+  frame(bytes, list);
   const std::uint64_t data_offset = bytes.size();
   const std::size_t block = wal_->options_.snapshot_block_bytes;
   for (std::size_t at = 0; at < data.size(); at += block) {
@@ -663,17 +974,35 @@ std::error_code wal_log::write_snapshot_file(const raft::snapshot_meta& meta,
     wal_->dirs_unsynced_.push_back(dir_);
   }
   previous_snapshot_ = std::move(snapshot_);
-  snapshot_ = stored_snapshot{meta, path_of(name), data_offset, data.size()};
+  snapshot_ = stored_snapshot{meta, path_of(name), data_offset, data.size(), keep.size()};
   return {};
 }
 
 std::error_code wal_log::create_snapshot(const raft::snapshot_meta& meta,
-                                         const raft::shared_bytes& data) {
+                                         const raft::shared_bytes& data,
+                                         std::span<const raft::index_t> keep) {
   if (failed()) return errc::io_error;
   if (snapshot_ && meta.index <= snapshot_->meta.index) return errc::compacted;
   std::error_code ec;
   if (term(meta.index, ec) != meta.term || ec) return errc::unavailable;
-  return write_snapshot_file(meta, data.bytes());
+  raft::index_t last = 0;
+  for (raft::index_t i : keep) {
+    if (i <= last || i > meta.index) return make_error_code(std::errc::invalid_argument);
+    last = i;
+  }
+  // Everything kept below the start must still be kept (the list only shrinks there).
+  const auto above = std::upper_bound(keep.begin(), keep.end(), base_);
+  {
+    auto k = kept_.begin();
+    for (auto i = keep.begin(); i != above; ++i) {
+      while (k != kept_.end() && k->index < *i) ++k;
+      if (k == kept_.end() || k->index != *i) return errc::unavailable;
+    }
+  }
+  if ((ec = write_snapshot_file(meta, data.bytes(), keep))) return ec;
+  retain_only(keep.first(static_cast<std::size_t>(above - keep.begin())));
+  keep_above_.assign(above, keep.end());
+  return {};
 }
 
 std::error_code wal_log::write_snapshot_chunk(const raft::snapshot_chunk& chunk) {
@@ -719,29 +1048,94 @@ std::error_code wal_log::install_snapshot(const raft::snapshot_meta& meta) {
   QUORUM_ASSERT(
       incoming_ && incoming_->receipt.index == meta.index && incoming_->receipt.term == meta.term,
       "installing a snapshot that was not received");
-  // Gather the received chunks (checking each) into the snapshot file: once it is renamed into
-  // place the snapshot is installed, whatever happens to the log's records next.
-  const auto bytes = read_all(*incoming_->f, incoming_->path);
-  std::vector<std::byte> data;
-  std::uint64_t at = magic_bytes;
-  const auto head = record_at(bytes, at, wal_->options_.max_record_bytes);
-  if (!head) raise(errc::corruption, incoming_->path + ": damaged header");
-  at += frame_bytes + head->size();
-  while (at < bytes.size()) {
-    const auto chunk = record_at(bytes, at, wal_->options_.max_record_bytes);
-    if (!chunk) {
-      raise(errc::corruption,
-            incoming_->path + " offset " + std::to_string(at) + ": damaged chunk");
-    }
-    data.insert(data.end(), chunk->begin(), chunk->end());
-    at += frame_bytes + chunk->size();
+  // Take the received image apart chunk by chunk (each checked): the data, then the records of
+  // the entries the snapshot keeps. Those are written to the WAL as kept records and made
+  // durable first; once the snapshot file is renamed into place the snapshot is installed,
+  // whatever happens to the log's records next.
+  const std::string& path = incoming_->path;
+  const auto damaged = [&](const std::string& why) { raise(errc::corruption, path + ": " + why); };
+  file& in = *incoming_->f;
+  std::uint64_t at = 0;
+  if (!read_framed(in, path, magic_bytes, wal_->options_.max_record_bytes, at)) {
+    damaged("damaged header");
   }
-  QUORUM_ASSERT(data.size() == incoming_->receipt.bytes, "incoming snapshot size mismatch");
-  if (auto ec = write_snapshot_file(meta, data)) return ec;
+  std::vector<std::byte> data;
+  std::vector<std::byte> rest;  // image bytes not yet taken apart
+  std::uint64_t data_size = 0;
+  bool sized = false;
+  std::vector<raft::index_t> keep;
+  std::vector<slot> received;
+  std::vector<std::byte> records;
+  std::vector<std::size_t> starts;
+  const auto write = [&]() -> std::error_code {
+    if (starts.empty()) return {};
+    std::uint64_t seq = 0;
+    std::uint64_t offset = 0;
+    if (auto ec = wal_->write(records, seq, offset)) return ec;
+    for (std::size_t i = 0; i < starts.size(); ++i) {
+      const std::size_t end = i + 1 < starts.size() ? starts[i + 1] : records.size();
+      const std::size_t first = received.size() - starts.size();
+      received[first + i] = {received[first + i].term, offset + starts[i], segment_of(seq),
+                             static_cast<std::uint32_t>(end - starts[i])};
+      wal_->hold(received[first + i], true);
+    }
+    records.clear();
+    starts.clear();
+    return wal_->flush();
+  };
+  std::uint64_t total = 0;
+  while (at < incoming_->file_size) {
+    auto chunk = read_framed(in, path, at, wal_->options_.max_record_bytes, at);
+    if (!chunk) damaged("damaged chunk");
+    total += chunk->size();
+    rest.insert(rest.end(), chunk->begin(), chunk->end());
+    std::size_t used = 0;
+    if (!sized && rest.size() >= 8) {
+      data_size = get(rest.data(), 8);
+      used = 8;
+      sized = true;
+    }
+    if (sized && data.size() < data_size) {
+      const auto n = static_cast<std::size_t>(
+          std::min<std::uint64_t>(data_size - data.size(), rest.size() - used));
+      data.insert(data.end(), rest.begin() + static_cast<std::ptrdiff_t>(used),
+                  rest.begin() + static_cast<std::ptrdiff_t>(used + n));
+      used += n;
+    }
+    while (sized && data.size() == data_size) {
+      const auto body = record_at(std::span<const std::byte>(rest).subspan(used), 0,
+                                  wal_->options_.max_record_bytes);
+      if (!body) break;  // incomplete: its end is in a later chunk (or damage, found below)
+      const raft::index_t index = body->size() >= entry_header ? get(body->data() + 18, 8) : 0;
+      if (body->size() < entry_header || get(body->data(), 1) != kept_record || index == 0 ||
+          index > meta.index || (!keep.empty() && index <= keep.back())) {
+        damaged("a kept entry out of place");
+      }
+      keep.push_back(index);
+      received.push_back({get(body->data() + 10, 8), 0, 0, 0});
+      starts.push_back(open_wal_record(records, kept_record, group_));
+      records.insert(records.end(), body->begin() + 9, body->end());
+      close_record(records, starts.back());
+      used += frame_bytes + body->size();
+      if (records.size() >= wal_->options_.segment_bytes / 4) {
+        if (auto ec = write()) return ec;
+      }
+    }
+    rest.erase(rest.begin(), rest.begin() + static_cast<std::ptrdiff_t>(used));
+  }
+  QUORUM_ASSERT(total == incoming_->receipt.bytes, "incoming snapshot size mismatch");
+  if (!sized || data.size() != data_size || !rest.empty()) damaged("incomplete snapshot image");
+  if (auto ec = write()) return ec;
+  if (auto ec = wal_->sync()) return ec;
+  if (auto ec = write_snapshot_file(meta, data, keep)) return ec;
   if (auto ec = wal_->fs_->remove(incoming_->path)) return wal_->fail(ec);
   incoming_.reset();
   std::erase(wal_->incoming_unsynced_, this);
   wal_->dirs_unsynced_.push_back(dir_);
+  // The received copies replace whatever was kept before.
+  retain_only({});
+  keep_above_.clear();
+  for (std::size_t i = 0; i < keep.size(); ++i) kept_.push_back({keep[i], received[i]});
   move_start(meta.index, meta.term);
   return write_base(meta.index, meta.term);
 }
@@ -772,7 +1166,14 @@ void wal_log::replay(std::uint8_t kind, std::span<const std::byte> body, std::ui
     if (seq > max_segment) damaged("segment number beyond 2^32");
     slots_.push_back({get(body.data() + 10, 8), at, segment_of(seq),
                       static_cast<std::uint32_t>(frame_bytes + body.size())});
-    ++wal_->segments_.at(seq).live;
+    wal_->hold(slots_.back(), false);
+  } else if (kind == kept_record && body.size() >= entry_header) {
+    // Sorted out against the snapshot's keep list once the group is opened (settle_kept).
+    if (seq > max_segment) damaged("segment number beyond 2^32");
+    kept_.push_back({get(body.data() + 18, 8),
+                     {get(body.data() + 10, 8), at, segment_of(seq),
+                      static_cast<std::uint32_t>(frame_bytes + body.size())}});
+    wal_->hold(kept_.back().where, true);
   } else if (kind == hard_record && body.size() == 33) {
     hard_ = {get(body.data() + 9, 8), get(body.data() + 17, 8), get(body.data() + 25, 8)};
     hard_segment_ = seq;
@@ -807,7 +1208,9 @@ void wal_log::open(raft::membership bootstrap) {
       wal_->dirs_unsynced_.push_back(dir_);
     }
   }
-  recover_snapshots(names);
+  std::vector<raft::index_t> keep;
+  recover_snapshots(names, keep);
+  recovery_keep_ = keep;  // the same list peek_keep() read, unless that snapshot was damaged
   if (snapshot_ && snapshot_->meta.index > base_) {
     // A snapshot installed (renamed into place) before the log recorded its new start.
     const raft::snapshot_meta& meta = snapshot_->meta;
@@ -816,12 +1219,14 @@ void wal_log::open(raft::membership bootstrap) {
       if ((ec = write_base(meta.index, meta.term))) raise_io(dir_, ec);
     }
   }
+  settle_kept(keep);
   recover_incoming(names);
   hard_.commit = std::min(hard_.commit, last_index());
   if ((ec = wal_->sync())) raise_io(dir_, ec);
 }
 
-std::optional<wal_log::stored_snapshot> wal_log::open_snapshot(const std::string& name) const {
+std::optional<wal_log::stored_snapshot> wal_log::open_snapshot(
+    const std::string& name, std::vector<raft::index_t>* keep) const {
   std::uint64_t index = 0;
   std::uint64_t term = 0;
   if (!parse_name(name, "snap-", ".snap", index, term)) return std::nullopt;
@@ -842,8 +1247,17 @@ std::optional<wal_log::stored_snapshot> wal_log::open_snapshot(const std::string
   if (!members || get(head->data(), 8) != index || get(head->data() + 8, 8) != term) {
     damaged(magic_bytes);
   }
-  stored_snapshot s{
-      {index, term, std::move(*members)}, path, magic_bytes + frame_bytes + head->size(), 0};
+  const std::uint64_t list_at = magic_bytes + frame_bytes + head->size();
+  const auto list = record_at(bytes, list_at, wal_->options_.max_record_bytes);
+  std::optional<std::vector<raft::index_t>> kept;
+  if (list) kept = get_keep(*list);
+  if (!kept || (!kept->empty() && kept->back() > index)) damaged(list_at);
+  stored_snapshot s{{index, term, std::move(*members)},
+                    path,
+                    list_at + frame_bytes + list->size(),
+                    0,
+                    kept->size()};
+  if (keep != nullptr) *keep = std::move(*kept);
   for (std::uint64_t at = s.data_offset; at < bytes.size();) {
     const auto block = record_at(bytes, at, wal_->options_.snapshot_block_bytes);
     if (!block) damaged(at);
@@ -853,7 +1267,8 @@ std::optional<wal_log::stored_snapshot> wal_log::open_snapshot(const std::string
   return s;
 }
 
-void wal_log::recover_snapshots(const std::vector<std::string>& names) {
+void wal_log::recover_snapshots(const std::vector<std::string>& names,
+                                std::vector<raft::index_t>& keep) {
   std::vector<std::string> found;
   for (const std::string& name : names) {
     std::uint64_t a = 0;
@@ -869,7 +1284,7 @@ void wal_log::recover_snapshots(const std::vector<std::string>& names) {
       continue;
     }
     previous_snapshot_ = std::move(snapshot_);
-    snapshot_ = open_snapshot(found[i]);
+    snapshot_ = open_snapshot(found[i], i + 1 == found.size() ? &keep : nullptr);
   }
 }
 

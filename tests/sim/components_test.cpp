@@ -6,6 +6,8 @@
 
 #include <quorum/error.hpp>
 
+#include "../support/storage.hpp"
+
 #include <catch2/catch.hpp>
 
 using namespace quorum;
@@ -109,14 +111,15 @@ TEST_CASE("snapshot chunks are durable once synced, an install at once", "[sim][
   disk d({{1}});  // unarmed: a crash keeps none of the unsynced writes
   d.append(entries(1, 3));
   const raft::snapshot_meta meta{5, 2, {{1, 2}}};
-  d.write_snapshot_chunk({meta, 0, raft::shared_bytes("ab"), false});
+  const std::string image = test::image_of("abcd");
+  d.write_snapshot_chunk({meta, 0, raft::shared_bytes(image.substr(0, 2)), false});
   REQUIRE_FALSE(d.sync());
-  d.write_snapshot_chunk({meta, 2, raft::shared_bytes("cd"), true});
-  CHECK(d.initial_state().receiving.bytes == 4);
+  d.write_snapshot_chunk({meta, 2, raft::shared_bytes(image.substr(2)), true});
+  CHECK(d.initial_state().receiving.bytes == image.size());
   d.crash();
   REQUIRE_FALSE(d.recover());
   CHECK(d.initial_state().receiving == raft::snapshot_receipt{5, 2, 2});  // resume from 2
-  d.write_snapshot_chunk({meta, 2, raft::shared_bytes("cd"), true});
+  d.write_snapshot_chunk({meta, 2, raft::shared_bytes(image.substr(2)), true});
   d.install_snapshot(meta);
   CHECK(d.first_index() == 6);
   d.crash();  // the snapshot file was renamed into place and synced: the install holds
@@ -146,7 +149,7 @@ TEST_CASE("compaction keeps the snapshot's membership and refuses reads before i
   d.entries(3, 5, 1 << 20, ec);
   CHECK(ec == errc::compacted);
   CHECK(d.entries(4, 7, 1 << 20, ec).size() == 3);
-  const raft::snapshot_piece piece = d.read_snapshot(4, 1, 3, ec);
+  const raft::snapshot_piece piece = d.read_snapshot(4, 8 + 1, 3, ec);  // past the size
   CHECK(piece.data.to_string() == "tat");
   CHECK_FALSE(piece.last);
 }

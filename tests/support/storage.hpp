@@ -19,4 +19,12 @@ std::string payload_at(const Log& log, raft::index_t i) {
   return got[0].payload.to_string();
 }
 
+/** What storage::wal_log streams for a snapshot that keeps no entries: the data's size (8
+ *  bytes, little-endian), then the data. */
+inline std::string image_of(const std::string& data) {
+  std::string image;
+  for (int i = 0; i < 8; ++i) image.push_back(static_cast<char>((data.size() >> (8 * i)) & 0xff));
+  return image + data;
+}
+
 }  // namespace quorum::test

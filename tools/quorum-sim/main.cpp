@@ -34,7 +34,8 @@ test-only:
   --mutant NAME       run a deliberately broken core: commit_earlier_term, ack_before_persist,
                       double_vote, count_unpersisted_self, skip_log_check, unconfirmed_reads,
                       leave_joint_early, learner_votes, accept_any_chunk, quiesced_lease;
-                      with --workload queue also lose_requeued (a broken queue)
+                      with --workload queue also lose_requeued (a broken queue) and
+                      forget_bodies (snapshots keep no message entries)
   --expect-failure    succeed only if some seed fails (proves the checkers catch the mutant)
 )";
 
@@ -130,6 +131,8 @@ int main(int argc, char** argv) {
       mutant = parse_mutation(mutant_name);
       if (mutant_name == "lose_requeued")
         queue_mutant = quorum::queue::queue_mutation::lose_requeued;
+      if (mutant_name == "forget_bodies")
+        queue_mutant = quorum::queue::queue_mutation::forget_bodies;
       if (!mutant && queue_mutant == quorum::queue::queue_mutation::none) {
         fail_usage(fmt::format("unknown mutant '{}'", mutant_name));
       }

@@ -189,8 +189,13 @@ struct service_settings {
   std::vector<raft::node_id> cluster;
   /** Raft options of every group (id is set to self). */
   raft::options raft;
-  /** Ticks of every replica. Snapshots are not taken (queue logs keep the bodies). */
+  /** Ticks of every replica (its snapshot_every is not used: see below). */
   runtime::replica_settings replica;
+  /** A queue replica takes a snapshot once this many entries, and at least as many as it has
+   *  live messages, were applied since its last one (0: never). Its log is then compacted:
+   *  only the entries of live messages stay, so disk use follows the live messages, not the
+   *  history. The registry takes none. */
+  raft::index_t snapshot_every = 4096;
   /** Bodies each queue replica keeps in memory, from the head of the queue. */
   std::uint64_t body_cache_bytes = std::uint64_t{64} << 20;
   /** How often the leader of a queue whose rules depend on time (TTLs, queue expiry, consumer
@@ -301,6 +306,29 @@ class service {
     }
 
     const state_machine& queue() const { return std::get<state_machine>(state_); }
+
+    // ---- runtime::keeping_machine (the registry takes no snapshots) ----
+    std::vector<raft::index_t> kept_entries() const {
+      const auto* q = std::get_if<state_machine>(&state_);
+      return q != nullptr ? q->live_ids() : std::vector<raft::index_t>{};
+    }
+    raft::index_t snapshot_interval() const {
+      const auto* q = std::get_if<state_machine>(&state_);
+      if (q == nullptr || host_->settings_.snapshot_every == 0) return 0;
+      return std::max<raft::index_t>(host_->settings_.snapshot_every, q->live_count());
+    }
+    raft::shared_bytes snapshot() const {
+      const auto* q = std::get_if<state_machine>(&state_);
+      return q != nullptr ? q->snapshot() : raft::shared_bytes();
+    }
+    bool restore(const raft::shared_bytes& data) {
+      auto* q = std::get_if<state_machine>(&state_);
+      if (q == nullptr || !q->restore(data)) return false;
+      bodies_.clear();
+      cached_bytes_ = 0;
+      return true;
+    }
+
     /** The last term in which this node led the group (0: none since it started); only its
      *  leader proposed the entries of a term. On the group's strand. */
     raft::term_t led_term() const noexcept { return led_term_; }

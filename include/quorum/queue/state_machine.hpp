@@ -54,6 +54,9 @@ enum class queue_mutation : std::uint8_t {
   none,
   /** A requeued message is never made ready again: it is lost. */
   lose_requeued,
+  /** The host keeps no message entries past a snapshot (the simulator's host honours it):
+   *  compaction loses live bodies. */
+  forget_bodies,
 };
 
 /** Per-queue settings, fixed when the queue is declared. */
@@ -230,6 +233,11 @@ class state_machine {
   /** The oldest log index any live message needs (ready or unacknowledged), or 0 if none: the
    *  log before it holds no live body. */
   raft::index_t oldest_live() const;
+  /** The ids of every live message (ready, unacknowledged, waiting to retry or to be
+   *  dead-lettered), ascending: the log entries whose bodies the queue still needs. */
+  std::vector<message_id> live_ids() const;
+  /** How many messages are live. */
+  std::uint64_t live_count() const;
 
   /** The whole state, as bytes (for Raft snapshots). */
   raft::shared_bytes snapshot() const;

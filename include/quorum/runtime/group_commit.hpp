@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <system_error>
 #include <thread>
 #include <utility>
@@ -143,11 +144,18 @@ class wal_group {
   std::error_code install_snapshot(const raft::snapshot_meta& meta) {
     return locked([&] { return log_->install_snapshot(meta); });
   }
-  std::error_code create_snapshot(const raft::snapshot_meta& meta, const raft::shared_bytes& data) {
-    return locked([&] { return log_->create_snapshot(meta, data); });
+  std::error_code create_snapshot(const raft::snapshot_meta& meta, const raft::shared_bytes& data,
+                                  std::span<const raft::index_t> keep = {}) {
+    return locked([&] { return log_->create_snapshot(meta, data, keep); });
   }
   std::error_code compact(raft::index_t index) {
     return locked([&] { return log_->compact(index); });
+  }
+  std::optional<raft::entry> kept_entry(raft::index_t index) const {
+    return locked([&] { return log_->kept_entry(index); });
+  }
+  std::size_t kept_count() const {
+    return locked([&] { return log_->kept_count(); });
   }
   /** Syncs the WAL on the caller's thread (one fdatasync for this group alone). */
   std::error_code sync() {

@@ -105,8 +105,9 @@ class node {
   }
 
   /**
-   * Entry `index` of group `group`'s log as stored on this node, or nothing if the group is
-   * not here, the entry is not (or no longer) in its log, or reading it failed. Any thread.
+   * Entry `index` of group `group`'s log as stored on this node (in the log, or kept below its
+   * start by the snapshot), or nothing if the group is not here, the entry is not (or no
+   * longer) held, or reading it failed. Any thread.
    */
   std::optional<raft::entry> read_entry(std::uint64_t group, raft::index_t index) const {
     std::shared_lock lock(groups_mutex_);
@@ -116,6 +117,7 @@ class node {
       std::error_code ec;
       std::vector<raft::entry> found =
           it->second->storage->entries(index, index + 1, ~std::uint64_t{0}, ec);
+      if (ec == errc::compacted) return it->second->storage->kept_entry(index);
       if (ec || found.empty()) return std::nullopt;
       return std::move(found.front());
     } catch (const storage::storage_error&) {

@@ -68,6 +68,19 @@ concept snapshottable_machine = requires(T& sm, const raft::shared_bytes& data) 
   sm.restore(data);
 };
 
+/**
+ * A state machine whose state refers to entries of its own log (a queue's message bodies):
+ * `kept_entries()` lists, ascending, the applied entries it still needs, and a snapshot keeps
+ * them readable below the log's start (the storage must take a keep list). It also says how
+ * many applied entries to wait between snapshots (`snapshot_interval()`, 0: none), since its
+ * snapshot's cost grows with its state.
+ */
+template <class T>
+concept keeping_machine = requires(const T& sm) {
+  { sm.kept_entries() } -> std::same_as<std::vector<raft::index_t>>;
+  { sm.snapshot_interval() } -> std::convertible_to<raft::index_t>;
+};
+
 /** What async_propose completes with besides the error. */
 struct propose_result {
   /** The state machine's answer (on success). */
@@ -99,7 +112,8 @@ struct replica_settings {
    *  these. */
   std::chrono::milliseconds tick{10};
   /** Take a snapshot once this many entries were applied since the last one (0: never).
-   *  Needs a snapshottable_machine and a storage with create_snapshot and compact. */
+   *  Needs a snapshottable_machine and a storage with create_snapshot and compact; a
+   *  keeping_machine decides this itself. */
   raft::index_t snapshot_every = 0;
   /** Entries kept in the log behind a snapshot, so slightly lagging followers catch up from
    *  the log rather than the snapshot. */
@@ -579,13 +593,24 @@ class replica {
                     st.create_snapshot(m, d);
                     st.compact(m.index);
                   }) {
-      if (settings_.snapshot_every == 0) return;
+      raft::index_t every = settings_.snapshot_every;
+      if constexpr (keeping_machine<StateMachine>) every = machine_->snapshot_interval();
+      if (every == 0) return;
       const raft::snapshot_meta meta = core_.applied_meta();
-      if (meta.index == 0 || meta.index < storage_->snapshot().index + settings_.snapshot_every) {
-        return;
+      if (meta.index == 0 || meta.index < storage_->snapshot().index + every) return;
+      std::error_code ec;
+      if constexpr (keeping_machine<StateMachine>) {
+        // Without a storage that keeps entries, compaction would lose what the state needs.
+        if constexpr (requires(Storage & st, const raft::snapshot_meta& m, raft::shared_bytes d,
+                               std::vector<raft::index_t> k) { st.create_snapshot(m, d, k); }) {
+          const std::vector<raft::index_t> keep = machine_->kept_entries();
+          ec = checked([&] { return storage_->create_snapshot(meta, machine_->snapshot(), keep); });
+        } else {
+          return;
+        }
+      } else {
+        ec = checked([&] { return storage_->create_snapshot(meta, machine_->snapshot()); });
       }
-      std::error_code ec =
-          checked([&] { return storage_->create_snapshot(meta, machine_->snapshot()); });
       if (!ec && meta.index > settings_.snapshot_trailing) {
         ec = checked([&] { return storage_->compact(meta.index - settings_.snapshot_trailing); });
       }

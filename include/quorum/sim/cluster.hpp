@@ -153,6 +153,10 @@ class cluster {
 
   /** The node's core, or nullptr while it is not running. */
   const raft::core<disk>* core_of(raft::node_id id) const { return node_at(id).raft.get(); }
+  /** The node's state machine, or nullptr while it is not running. */
+  const StateMachine* machine_of(raft::node_id id) const {
+    return node_at(id).raft ? &node_at(id).machine : nullptr;
+  }
   /** A running leader of the highest term, or no_node. */
   raft::node_id leader() const;
   /** Called whenever a node becomes leader (once per node and term), after the checks. */

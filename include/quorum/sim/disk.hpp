@@ -66,9 +66,16 @@ class disk {
   /** Appends entries, replacing any suffix from the first one's index. */
   void append(std::span<const raft::entry> batch);
   void set_hard_state(const raft::hard_state& hs);
-  /** Keeps `data` as the snapshot at `meta` (the previous one stays readable). Returns
+  /** Keeps `data` as the snapshot at `meta` (the previous one stays readable unless it kept
+   *  entries), and entries `keep` past compaction (storage::wal_log::create_snapshot). Returns
    *  errc::compacted if not newer, errc::unavailable if `meta` names no entry of the log. */
-  std::error_code create_snapshot(const raft::snapshot_meta& meta, raft::shared_bytes data);
+  std::error_code create_snapshot(const raft::snapshot_meta& meta, raft::shared_bytes data,
+                                  std::span<const raft::index_t> keep = {});
+  /** An entry the snapshot keeps below the log's start (storage::wal_log::kept_entry). */
+  std::optional<raft::entry> kept_entry(raft::index_t index) const;
+  /** For checkers: entry `index` as held, in the log or kept below its start, read with fault
+   *  injection off (nothing if not held); throws disk_failure if the record is damaged. */
+  std::optional<raft::entry> inspect_entry(raft::index_t index);
   /** Discards the log up to `index`, which the snapshot must cover (else errc::unavailable;
    *  errc::compacted if already compacted that far). */
   std::error_code compact(raft::index_t index);

@@ -50,10 +50,15 @@ class file_log {
   std::error_code install_snapshot(const raft::snapshot_meta& meta) {
     return log_->install_snapshot(meta);
   }
-  std::error_code create_snapshot(const raft::snapshot_meta& meta, const raft::shared_bytes& data) {
-    return log_->create_snapshot(meta, data);
+  std::error_code create_snapshot(const raft::snapshot_meta& meta, const raft::shared_bytes& data,
+                                  std::span<const raft::index_t> keep = {}) {
+    return log_->create_snapshot(meta, data, keep);
   }
   std::error_code compact(raft::index_t index) { return log_->compact(index); }
+  std::optional<raft::entry> kept_entry(raft::index_t index) const {
+    return log_->kept_entry(index);
+  }
+  std::size_t kept_count() const noexcept { return log_->kept_count(); }
   std::error_code sync() { return wal_.sync(); }
   /** Writes what was appended to the file system without waiting for the disk (not durable). */
   std::error_code flush() { return wal_.flush(); }

@@ -93,12 +93,25 @@ class wal_log {
   /** Makes the received snapshot this group's snapshot (ready::snapshot), by paper 7's rules.
    *  The snapshot file is durable on return; the log's new start with the next sync(). */
   std::error_code install_snapshot(const raft::snapshot_meta& meta);
-  /** Stores `data` as the snapshot at `meta`, durably on return. errc::compacted if not newer
-   *  than the current one, errc::unavailable if `meta` names no entry of the log. */
-  std::error_code create_snapshot(const raft::snapshot_meta& meta, const raft::shared_bytes& data);
-  /** Discards entries up to `index` (which a snapshot must cover), durably on return; segment
-   *  files no group needs any more are deleted. */
+  /**
+   * Stores `data` as the snapshot at `meta`, durably on return. `keep` lists (ascending) the
+   * entries at or below meta.index that must stay readable after compaction: a queue's live
+   * messages, whose bodies are in the log. They survive compact(), restarts and segment
+   * reclaiming (kept_entry() reads them), and travel with the snapshot to a follower that
+   * installs it. Entries kept for the previous snapshot and not listed are let go.
+   * errc::compacted if not newer than the current one, errc::unavailable if `meta` names no
+   * entry of the log or `keep` names an entry no longer held.
+   */
+  std::error_code create_snapshot(const raft::snapshot_meta& meta, const raft::shared_bytes& data,
+                                  std::span<const raft::index_t> keep = {});
+  /** Discards entries up to `index` (which a snapshot must cover), except those the snapshot
+   *  keeps, durably on return; segment files no group needs any more are deleted. */
   std::error_code compact(raft::index_t index);
+  /** Entry `index` if the current snapshot keeps it and it is below the log's start (else
+   *  nothing); throws storage_error on damage. */
+  std::optional<raft::entry> kept_entry(raft::index_t index) const;
+  /** Entries kept below the log's start. */
+  std::size_t kept_count() const noexcept { return kept_.size(); }
   /** The WAL's sync(): makes every group's writes durable with one fdatasync. */
   std::error_code sync();
   /** True once a write or sync of the WAL failed: everything is refused until reopened. */
@@ -120,6 +133,20 @@ class wal_log {
     std::string path;
     std::uint64_t data_offset = 0;  // where the first block starts
     std::uint64_t size = 0;         // bytes of data
+    std::uint64_t kept = 0;         // entries it keeps
+  };
+  // An entry kept below the log's start for the current snapshot.
+  struct kept_slot {
+    raft::index_t index;
+    slot where;
+  };
+  // Where a snapshot transfer last stopped: its next kept entry and that entry's offset.
+  struct image_cursor {
+    raft::index_t index = 0;
+    raft::term_t term = 0;
+    std::size_t position = 0;
+    std::uint64_t offset = 0;
+    std::uint64_t size = 0;  // of the whole image
   };
   struct incoming {
     raft::snapshot_receipt receipt;
@@ -137,15 +164,33 @@ class wal_log {
    *  holds (index, t). An older start changes nothing. */
   void move_start(raft::index_t index, raft::term_t t);
   void drop_slots_from(raft::index_t index);
+  /** Moves the start up to `index`: the entries the snapshot keeps go to kept_. */
   void drop_slots_through(raft::index_t index);
+  bool keeps(raft::index_t index) const;
+  /** Lets go of kept entries that `keep` does not list (both ascending). */
+  void retain_only(std::span<const raft::index_t> keep);
+  /** Recovery: orders kept_, keeps the newest copy of each entry, checks it against the
+   *  snapshot's list. */
+  void settle_kept(const std::vector<raft::index_t>& keep);
+  /** The slot of the `position`-th entry the current snapshot keeps. */
+  const slot& kept_at(std::size_t position) const;
+  std::size_t kept_total() const noexcept { return kept_.size() + keep_above_.size(); }
+  /** The record of an entry (kept or in the log), checked; throws storage_error on damage. */
+  std::vector<std::byte> read_record(const slot& s, raft::index_t index) const;
+  /** Copies kept entries in segment `seq` to the end of the WAL (see shared_wal::reclaim). */
+  std::error_code move_kept_out_of(std::uint64_t seq);
+  /** The newest snapshot's keep list, read before replay (nothing if there is none). */
+  void peek_keep();
   void replay(std::uint8_t kind, std::span<const std::byte> body, std::uint64_t seq,
               std::uint64_t at, const std::string& path);
   void open(raft::membership bootstrap);
-  void recover_snapshots(const std::vector<std::string>& names);
+  void recover_snapshots(const std::vector<std::string>& names, std::vector<raft::index_t>& keep);
   void recover_incoming(const std::vector<std::string>& names);
-  std::optional<stored_snapshot> open_snapshot(const std::string& name) const;
   std::error_code write_snapshot_file(const raft::snapshot_meta& meta,
-                                      std::span<const std::byte> data);
+                                      std::span<const std::byte> data,
+                                      std::span<const raft::index_t> keep);
+  std::optional<stored_snapshot> open_snapshot(const std::string& name,
+                                               std::vector<raft::index_t>* keep) const;
   const stored_snapshot* find_snapshot(raft::index_t index) const;
   /** The data of blocks [first, last] of `s`, checked; throws storage_error on damage. */
   std::vector<std::byte> read_blocks(const stored_snapshot& s, std::uint64_t first,
@@ -167,6 +212,14 @@ class wal_log {
   raft::index_t gap_floor_ = 0;
   raft::index_t known_base_ = 0;
   raft::term_t known_base_term_ = 0;
+  // Kept entries at or below base_, by index; and the current snapshot's kept entries above
+  // base_ (still in slots_). During recovery, the newest snapshot's whole list is in
+  // recovery_keep_ and kept_ gathers candidates in replay order.
+  std::vector<kept_slot> kept_;
+  std::deque<raft::index_t> keep_above_;
+  std::vector<raft::index_t> recovery_keep_;
+  bool recovering_ = true;
+  mutable image_cursor cursor_;
   std::optional<stored_snapshot> snapshot_;
   std::optional<stored_snapshot> previous_snapshot_;
   std::optional<incoming> incoming_;
@@ -212,8 +265,15 @@ class shared_wal {
   struct segment {
     std::unique_ptr<file> f;
     std::uint64_t size = 0;
-    std::size_t live = 0;  // slots of any group pointing into it
+    std::size_t live = 0;          // slots of any group pointing into it
+    std::size_t kept = 0;          // of those, entries kept below a group's log start
+    std::uint64_t live_bytes = 0;  // their records' bytes
   };
+  void hold(const wal_log::slot& s, bool kept);
+  void let_go(const wal_log::slot& s, bool kept);
+  /** True if the files hold more than twice the live records, plus two segments: worth moving
+   *  kept entries out of the oldest segment so that it can go. */
+  bool wasteful() const;
   std::string path_of(const std::string& name) const { return dir_ + "/" + name; }
   std::error_code fail(std::error_code ec);
   /** Writes `records` to the active segment; returns where they start. */

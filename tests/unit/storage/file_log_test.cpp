@@ -17,6 +17,7 @@
 
 using namespace quorum;
 using namespace quorum::storage;
+using quorum::test::image_of;
 using quorum::test::payload_at;
 using raft::entry;
 using raft::index_t;
@@ -158,9 +159,9 @@ TEST_CASE("snapshot files are read in checksummed pieces and the previous stays 
     at += piece.data.size();
     if (piece.last) break;
   }
-  CHECK(assembled == "0123456789abcdefXYZ");
+  CHECK(assembled == image_of("0123456789abcdefXYZ"));
   REQUIRE_FALSE(log.create_snapshot({4, 1, {{1}}}, shared_bytes("newer")));
-  CHECK(log.read_snapshot(2, 16, 10, ec).data.to_string() == "XYZ");
+  CHECK(log.read_snapshot(2, 8 + 16, 10, ec).data.to_string() == "XYZ");
   REQUIRE_FALSE(log.create_snapshot({5, 1, {{1}}}, shared_bytes("newest")));
   log.read_snapshot(2, 0, 10, ec);
   CHECK(ec == errc::compacted);
@@ -172,18 +173,19 @@ TEST_CASE("a received snapshot resumes from its durable chunks and installs by p
           "[storage][file-log][paper-7]") {
   faulty_file_system fs;
   const raft::snapshot_meta meta{6, 2, {{1, 2, 3}}};
+  const std::string image = image_of("abcdef");
   {
     file_log log(fs, dir, membership{{1}}, small_segments());
     REQUIRE_FALSE(log.append(std::vector{make(1, 1), make(2, 1), make(3, 1)}));
-    REQUIRE_FALSE(log.write_snapshot_chunk({meta, 0, shared_bytes("abc"), false}));
+    REQUIRE_FALSE(log.write_snapshot_chunk({meta, 0, shared_bytes(image.substr(0, 3)), false}));
     REQUIRE_FALSE(log.sync());
-    REQUIRE_FALSE(log.write_snapshot_chunk({meta, 3, shared_bytes("def"), false}));
+    REQUIRE_FALSE(log.write_snapshot_chunk({meta, 3, shared_bytes(image.substr(3)), false}));
   }
   fs.crash(false);  // the second chunk was not synced
   {
     file_log log(fs, dir, membership{{1}}, small_segments());
     CHECK(log.initial_state().receiving == raft::snapshot_receipt{6, 2, 3});
-    REQUIRE_FALSE(log.write_snapshot_chunk({meta, 3, shared_bytes("def"), true}));
+    REQUIRE_FALSE(log.write_snapshot_chunk({meta, 3, shared_bytes(image.substr(3)), true}));
     REQUIRE_FALSE(log.install_snapshot(meta));  // log ends at 3: nothing is kept
     REQUIRE_FALSE(log.append(std::vector{make(7, 2)}));
     REQUIRE_FALSE(log.sync());
@@ -205,7 +207,7 @@ TEST_CASE("installing a snapshot keeps the entries after it when the entry there
   file_log log(fs, dir, membership{{1}});
   REQUIRE_FALSE(log.append(std::vector{make(1, 1), make(2, 2), make(3, 2), make(4, 2)}));
   const raft::snapshot_meta meta{2, 2, {{1}}};
-  REQUIRE_FALSE(log.write_snapshot_chunk({meta, 0, shared_bytes("s"), true}));
+  REQUIRE_FALSE(log.write_snapshot_chunk({meta, 0, shared_bytes(image_of("s")), true}));
   REQUIRE_FALSE(log.install_snapshot(meta));
   CHECK(log.first_index() == 3);
   CHECK(log.last_index() == 4);
@@ -310,8 +312,9 @@ TEST_CASE("an I/O error at any operation loses nothing acknowledged (fail matrix
       }
     }
     const raft::snapshot_meta meta{next + 5, 3, {{1}}};
-    if (log.write_snapshot_chunk({meta, 0, shared_bytes("chunk-a"), false})) return;
-    if (log.write_snapshot_chunk({meta, 7, shared_bytes("chunk-b"), true})) return;
+    const std::string image = image_of("chunk-achunk-b");
+    if (log.write_snapshot_chunk({meta, 0, shared_bytes(image.substr(0, 7)), false})) return;
+    if (log.write_snapshot_chunk({meta, 7, shared_bytes(image.substr(7)), true})) return;
     if (log.install_snapshot(meta)) return;
     if (log.sync()) return;
     ok.last = meta.index;
@@ -380,4 +383,147 @@ TEST_CASE("the file log works on a real disk", "[storage][file-log][posix]") {
     CHECK(log.snapshot_data().to_string() == "on disk");
     CHECK(log.initial_state().hard == raft::hard_state{1, 2, 30});
   }
+}
+
+TEST_CASE("compaction keeps the entries a snapshot lists, across restarts",
+          "[storage][file-log][kept]") {
+  faulty_file_system fs;
+  {
+    file_log log(fs, dir, membership{{1}}, small_segments());
+    for (index_t i = 1; i <= 20; ++i) REQUIRE_FALSE(log.append(std::vector{make(i, 1)}));
+    const std::vector<index_t> keep{3, 7, 12, 14};
+    REQUIRE_FALSE(log.create_snapshot({15, 1, {{1}}}, shared_bytes("s15"), keep));
+    REQUIRE_FALSE(log.compact(13));
+    CHECK(log.first_index() == 14);
+    CHECK(log.kept_count() == 3);  // 14 is still in the log
+    for (index_t i : {3, 7, 12}) {
+      const auto e = log.kept_entry(i);
+      REQUIRE(e);
+      CHECK(e->payload.to_string() == make(i, 1).payload.to_string());
+      CHECK(e->index == i);
+    }
+    CHECK_FALSE(log.kept_entry(4));
+    CHECK_FALSE(log.kept_entry(14));  // in the log: entries() reads it
+    REQUIRE_FALSE(log.sync());
+  }
+  fs.crash();
+  {
+    file_log log(fs, dir, membership{{1}}, small_segments());
+    CHECK(log.kept_count() == 3);
+    CHECK(log.kept_entry(12)->payload.to_string() == make(12, 1).payload.to_string());
+    // The next snapshot keeps fewer; an entry no longer held cannot be kept again.
+    const std::vector<index_t> lost{4};
+    CHECK(log.create_snapshot({18, 1, {{1}}}, shared_bytes("s18"), lost) == errc::unavailable);
+    const std::vector<index_t> keep{7, 14};
+    REQUIRE_FALSE(log.create_snapshot({18, 1, {{1}}}, shared_bytes("s18"), keep));
+    REQUIRE_FALSE(log.compact(18));
+    CHECK(log.kept_count() == 2);
+    CHECK_FALSE(log.kept_entry(3));
+    CHECK(log.kept_entry(14)->payload.to_string() == make(14, 1).payload.to_string());
+  }
+  fs.crash();
+  file_log log(fs, dir, membership{{1}}, small_segments());
+  CHECK(log.kept_count() == 2);
+  CHECK_FALSE(log.kept_entry(12));
+  CHECK(log.kept_entry(7)->payload.to_string() == make(7, 1).payload.to_string());
+  CHECK(log.snapshot_data().to_string() == "s18");
+}
+
+TEST_CASE("one long-kept entry does not pin the log: it moves, and old segments go",
+          "[storage][file-log][kept]") {
+  faulty_file_system fs;
+  std::size_t most_segments = 0;
+  {
+    file_log log(fs, dir, membership{{1}}, small_segments());
+    for (index_t i = 1; i <= 600; ++i) {
+      REQUIRE_FALSE(log.append(std::vector{make(i, 1, 40)}));
+      if (i % 10 == 0) {
+        // Entry 1 stays live all along, and the last of each ten for a while.
+        std::vector<index_t> keep{1};
+        if (i > 10) keep.push_back(i - 10);
+        REQUIRE_FALSE(log.sync());
+        REQUIRE_FALSE(log.create_snapshot({i, 1, {{1}}}, shared_bytes("s"), keep));
+        REQUIRE_FALSE(log.compact(i - 5));
+        most_segments = std::max(most_segments, log.segment_count());
+      }
+    }
+    CHECK(log.kept_entry(1)->payload.to_string() == make(1, 1, 40).payload.to_string());
+    CHECK(log.kept_entry(590)->payload.to_string() == make(590, 1, 40).payload.to_string());
+  }
+  // 600 entries of about 80 bytes fill some 190 segments of 256 bytes; live are 2.
+  CHECK(most_segments <= 8);
+  fs.crash();
+  file_log log(fs, dir, membership{{1}}, small_segments());
+  CHECK(log.kept_count() == 2);
+  CHECK(log.kept_entry(1)->payload.to_string() == make(1, 1, 40).payload.to_string());
+  CHECK(log.kept_entry(590)->payload.to_string() == make(590, 1, 40).payload.to_string());
+  CHECK(log.first_index() == 596);
+}
+
+TEST_CASE("a snapshot travels with the entries it keeps, and the follower keeps them",
+          "[storage][file-log][kept][paper-7]") {
+  faulty_file_system fs;
+  const raft::snapshot_meta meta{8, 1, {{1}}};
+  file_log leader(fs, "/data/leader", membership{{1}}, small_segments());
+  for (index_t i = 1; i <= 10; ++i) REQUIRE_FALSE(leader.append(std::vector{make(i, 1, 30)}));
+  const std::vector<index_t> keep{2, 5, 8};
+  REQUIRE_FALSE(leader.create_snapshot(meta, shared_bytes("leader state"), keep));
+  REQUIRE_FALSE(leader.compact(6));  // 8 is kept, but still in the log
+  // Read the image in small pieces, going back once (a stream may resume anywhere).
+  std::error_code ec;
+  std::string image;
+  for (std::uint64_t at = 0;;) {
+    auto piece = leader.read_snapshot(8, at, 7, ec);
+    REQUIRE_FALSE(ec);
+    if (at == 70) {
+      CHECK(leader.read_snapshot(8, 21, 7, ec).data.to_string() == image.substr(21, 7));
+    }
+    image += piece.data.to_string();
+    at += piece.data.size();
+    if (piece.last) break;
+  }
+  CHECK(image.substr(0, 20) == image_of("leader state"));
+  CHECK(image.size() > 20 + 3 * 30);
+
+  {
+    file_log follower(fs, dir, membership{{1}}, small_segments());
+    REQUIRE_FALSE(follower.append(std::vector{make(1, 1, 30)}));
+    for (std::size_t at = 0; at < image.size(); at += 11) {
+      const bool last = at + 11 >= image.size();
+      REQUIRE_FALSE(
+          follower.write_snapshot_chunk({meta, at, shared_bytes(image.substr(at, 11)), last}));
+    }
+    REQUIRE_FALSE(follower.install_snapshot(meta));
+    REQUIRE_FALSE(follower.sync());
+    CHECK(follower.first_index() == 9);
+    CHECK(follower.kept_count() == 3);
+    // The follower's own image is the same bytes: it can pass the snapshot on.
+    auto again = follower.read_snapshot(8, 0, 1 << 20, ec);
+    CHECK(again.data.to_string() == image);
+    CHECK(again.last);
+  }
+  fs.crash();
+  file_log follower(fs, dir, membership{{1}}, small_segments());
+  CHECK(follower.snapshot_data().to_string() == "leader state");
+  for (index_t i : keep) {
+    const auto e = follower.kept_entry(i);
+    REQUIRE(e);
+    CHECK(e->payload.to_string() == make(i, 1, 30).payload.to_string());
+  }
+}
+
+TEST_CASE("a damaged snapshot image is refused at install", "[storage][file-log][kept]") {
+  faulty_file_system fs;
+  const raft::snapshot_meta meta{4, 1, {{1}}};
+  file_log leader(fs, "/data/leader", membership{{1}}, small_segments());
+  for (index_t i = 1; i <= 4; ++i) REQUIRE_FALSE(leader.append(std::vector{make(i, 1, 30)}));
+  const std::vector<index_t> keep{2};
+  REQUIRE_FALSE(leader.create_snapshot(meta, shared_bytes("x"), keep));
+  std::error_code ec;
+  std::string image = leader.read_snapshot(4, 0, 1 << 20, ec).data.to_string();
+  image[image.size() - 3] ^= 0x20;  // inside the kept entry's record
+  file_log follower(fs, dir, membership{{1}}, small_segments());
+  REQUIRE_FALSE(follower.write_snapshot_chunk({meta, 0, shared_bytes(image), true}));
+  CHECK_THROWS_AS(follower.install_snapshot(meta), storage_error);
+  CHECK(follower.snapshot().index == 0);
 }

@@ -294,7 +294,14 @@ void cluster<StateMachine>::maybe_snapshot(node& n) {
         data.size());
     trace_->add("snapshot");
     trace_->add(meta.index);
-    if (n.storage.create_snapshot(meta, data)) return;
+    if constexpr (requires(const StateMachine& m) {
+                    { m.kept_entries() } -> std::same_as<std::vector<raft::index_t>>;
+                  }) {
+      // Entries the state still refers to (a queue's live bodies) stay past compaction.
+      if (n.storage.create_snapshot(meta, data, n.machine.kept_entries())) return;
+    } else if (n.storage.create_snapshot(meta, data)) {
+      return;
+    }
     const raft::index_t trailing = random_->between(0, options_.snapshot_trailing);
     if (meta.index > trailing) (void)n.storage.compact(meta.index - trailing);
   }

@@ -41,7 +41,7 @@ class fault_planner {
     // Nemeses aimed at leaders find what random ones rarely do: a leader that fails right
     // after its election (before its no-op spreads) or while its own write is pending.
     sim_.nodes().on_new_leader([this](raft::node_id id, raft::term_t) {
-      if (!safety_ || !random_.chance(strike_new_leader_)) return;
+      if (!safety_ || leader_actions_.empty() || !random_.chance(strike_new_leader_)) return;
       const fault f = random_.pick(leader_actions_);
       sim_.events().after(random_.between(0, ticks / 2), [this, id, f] {
         if (safety_) strike(f, id);
