@@ -544,6 +544,14 @@ std::vector<consumer_id> state_machine::consumers() const {
   return out;
 }
 
+std::vector<delivery> state_machine::held_by(consumer_id c) const {
+  std::vector<delivery> out;
+  auto it = consumers_.find(c);
+  if (it == consumers_.end()) return out;
+  for (const auto& [id, h] : it->second.unacked) out.push_back({c, id, h.m.failed, true});
+  return out;
+}
+
 std::vector<message_id> state_machine::dead_letters() const {
   std::vector<message_id> out;
   for (const auto& [id, m] : dead_) out.push_back(id);

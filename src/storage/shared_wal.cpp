@@ -372,10 +372,25 @@ std::error_code shared_wal::reclaim() {
   for (bool again = true; again && segments_.size() > 1;) {
     again = false;
     auto it = segments_.begin();
-    if (it->second.live != 0 && it->second.live == it->second.kept && wasteful()) {
+    if (it->second.live != 0 && wasteful()) {
+      // A small log in the oldest segment (an idle group's, or one that never compacts, like a
+      // registry) is copied whole; a large one holds the segment until it compacts.
       const std::uint64_t seq = it->first;
+      const std::uint64_t small = std::max<std::uint64_t>(options_.segment_bytes / 8, 64 << 10);
+      std::vector<wal_log*> logs;
+      bool movable = true;
+      for (auto& [id, g] : groups_) {
+        const auto [here, total] = g->log_bytes_in(seq);
+        if (here == 0) continue;
+        if (total > small) movable = false;
+        logs.push_back(g.get());
+      }
+      if (!movable) break;
       for (auto& [id, g] : groups_) {
         if (auto ec = g->move_kept_out_of(seq)) return ec;
+      }
+      for (wal_log* g : logs) {
+        if (auto ec = g->move_log()) return ec;
       }
       if (auto ec = sync()) return ec;
       it = segments_.begin();  // moving wrote at the end; the oldest is still `seq`
@@ -817,6 +832,40 @@ void wal_log::settle_kept(const std::vector<raft::index_t>& keep) {
   keep_above_.assign(above, keep.end());
   recovery_keep_ = {};
   recovering_ = false;
+}
+
+std::pair<std::uint64_t, std::uint64_t> wal_log::log_bytes_in(std::uint64_t seq) const {
+  std::uint64_t here = 0;
+  std::uint64_t total = 0;
+  for (const slot& s : slots_) {
+    total += s.length;
+    if (s.segment == seq) here += s.length;
+  }
+  return {here, total};
+}
+
+std::error_code wal_log::move_log() {
+  // The records are copied as they are: same group, same entries, read back checked.
+  std::vector<std::byte> records;
+  std::vector<std::uint64_t> starts;
+  for (raft::index_t i = first_index(); i <= last_index(); ++i) {
+    const slot& s = slots_[i - base_ - 1];
+    starts.push_back(records.size());
+    const std::vector<std::byte> body = read_record(s, i);
+    frame(records, body);
+  }
+  if (starts.empty()) return {};
+  std::uint64_t to = 0;
+  std::uint64_t offset = 0;
+  if (auto ec = wal_->write(records, to, offset)) return ec;
+  for (std::size_t k = 0; k < slots_.size(); ++k) {
+    slot& s = slots_[k];
+    wal_->let_go(s, false);
+    s.segment = segment_of(to);
+    s.offset = offset + starts[k];
+    wal_->hold(s, false);
+  }
+  return {};
 }
 
 std::error_code wal_log::move_kept_out_of(std::uint64_t seq) {

@@ -326,6 +326,7 @@ class service {
       if (q == nullptr || !q->restore(data)) return false;
       bodies_.clear();
       cached_bytes_ = 0;
+      host_->queue_restored(*this);
       return true;
     }
 
@@ -336,11 +337,13 @@ class service {
     const std::string& name() const noexcept { return name_; }
     std::uint64_t group() const noexcept { return group_; }
 
-    /** The body of live message `id`: from the cache, or read back from the log. */
-    raft::shared_bytes body(message_id id) const {
+    /** The body of live message `id`: from the cache, or read back from the log (nothing if
+     *  it cannot be read: damage). */
+    std::optional<raft::shared_bytes> body(message_id id) const {
       if (auto it = bodies_.find(id); it != bodies_.end()) return it->second;
       std::optional<raft::entry> e = host_->node_.read_entry(group_, id);
-      return e ? raft::shared_bytes(body_of(e->payload.bytes())) : raft::shared_bytes();
+      if (!e) return std::nullopt;
+      return raft::shared_bytes(body_of(e->payload.bytes()));
     }
 
    private:
@@ -577,7 +580,11 @@ class service {
                          }
                          if (!ec) ec = a.error;
                          if (ec || !a.got) return done(ec, std::nullopt);
-                         done(ec, message_of(name, *a.got));
+                         std::optional<message> got = message_of(name, *a.got);
+                         // The body is gone from this node's log (damage): say so, never an
+                         // empty message. The getter keeps it until it is released.
+                         if (!got) return done(make_error_code(errc::corruption), std::nullopt);
+                         done(ec, std::move(got));
                        });
         });
   }
@@ -615,6 +622,10 @@ class service {
   /** At-most-once dead letters this node failed to hand to their target (it has no replica of
    *  the target, or the publish failed): they are gone. */
   std::uint64_t dead_letters_lost() const noexcept { return dead_letters_lost_.load(); }
+  /** Bodies this node could not read back from its log (damage, see docs/storage.md): such a
+   *  message is never delivered or handed over empty; a get fails with errc::corruption, a
+   *  consumer's delivery is skipped (the message stays with it until it is released). */
+  std::uint64_t unreadable_bodies() const noexcept { return unreadable_bodies_.load(); }
 
   /** The declared queues, as the registry replica here has applied them. */
   std::vector<queue_record> queues() const {
@@ -845,7 +856,8 @@ class service {
     });
   }
 
-  message message_of(const std::string& queue, const delivery& d) {
+  /** The delivered message, its body read from the log (nothing if that fails). */
+  std::optional<message> message_of(const std::string& queue, const delivery& d) {
     message m;
     m.queue = queue;
     m.consumer = d.consumer;
@@ -854,7 +866,11 @@ class service {
     m.redelivered = d.redelivered;
     // Read from the log: the cache belongs to the queue's strand.
     std::optional<raft::entry> e = node_.read_entry(declared_group(queue), d.id);
-    if (e) m.body = raft::shared_bytes(body_of(e->payload.bytes()));
+    if (!e) {
+      ++unreadable_bodies_;
+      return std::nullopt;
+    }
+    m.body = raft::shared_bytes(body_of(e->payload.bytes()));
     return m;
   }
 
@@ -909,6 +925,18 @@ class service {
 
   /** On a queue's strand, on every member, in log order: hands deliveries to the consumers
    *  attached here. */
+  /** On the queue's strand, after a snapshot replaced its state (a member that fell behind):
+   *  deliveries in the entries it skipped never reached this node's consumers, so each gets
+   *  again what it holds. */
+  void queue_restored(const group_machine& m) {
+    effects fx;
+    for (consumer_id c : m.queue().consumers()) {
+      if (detail::node_of(c) != settings_.self) continue;
+      for (const delivery& d : m.queue().held_by(c)) fx.deliveries.push_back(d);
+    }
+    if (!fx.deliveries.empty()) queue_applied(m, 0, nullptr, fx);
+  }
+
   void queue_applied(const group_machine& m, raft::term_t term, const command* c,
                      const effects& fx) {
     if (c != nullptr && c->type == command::kind::detach && !fx.error &&
@@ -934,11 +962,16 @@ class service {
         if (it == consumers_.end()) continue;  // a get (answered to its caller), or gone
         target = it->second;
       }
+      std::optional<raft::shared_bytes> body = m.body(d.id);
+      if (!body) {
+        ++unreadable_bodies_;  // not delivered empty: it stays with the consumer until released
+        continue;
+      }
       message out;
       out.queue = m.name();
       out.consumer = d.consumer;
       out.id = d.id;
-      out.body = m.body(d.id);
+      out.body = std::move(*body);
       out.failed = d.failed;
       out.redelivered = d.redelivered;
       boost::asio::post(target.executor,
@@ -956,12 +989,25 @@ class service {
         // At most once: the message has left the queue; a failed hand-over loses it.
         publish_options p;
         p.ack = runtime::ack_level::leader;
-        async_publish(o.dead_letter_target, m.body(gone.id), p,
+        std::optional<raft::shared_bytes> body = m.body(gone.id);
+        if (!body) {
+          ++unreadable_bodies_;
+          ++dead_letters_lost_;
+          continue;
+        }
+        async_publish(o.dead_letter_target, std::move(*body), p,
                       [this](std::error_code ec, publish_outcome) {
                         if (ec) ++dead_letters_lost_;
                       });
       }
-      for (message_id id : fx.dead_letters) hand_over(m.group(), m.name(), o, id, m.body(id));
+      for (message_id id : fx.dead_letters) {
+        std::optional<raft::shared_bytes> body = m.body(id);
+        if (body) {
+          hand_over(m.group(), m.name(), o, id, std::move(*body));
+        } else {
+          ++unreadable_bodies_;  // it stays pending: the hand-over is retried, never empty
+        }
+      }
     }
     if (fx.queue_expired) async_delete(m.name(), [](std::error_code) {});
   }
@@ -1039,7 +1085,7 @@ class service {
   void resume_dead_letters(const queue_record& q, replica_type* r) {
     struct pending {
       std::vector<message_id> ids;
-      std::vector<raft::shared_bytes> bodies;
+      std::vector<std::optional<raft::shared_bytes>> bodies;
     };
     auto found = std::make_shared<pending>();
     r->async_read(
@@ -1053,7 +1099,11 @@ class service {
         [this, found, q](std::error_code ec, std::string) {
           if (ec) return;
           for (std::size_t i = 0; i < found->ids.size(); ++i) {
-            hand_over(q.group, q.name, q.options, found->ids[i], found->bodies[i]);
+            if (!found->bodies[i]) {
+              ++unreadable_bodies_;
+              continue;
+            }
+            hand_over(q.group, q.name, q.options, found->ids[i], *found->bodies[i]);
           }
         });
   }
@@ -1118,6 +1168,7 @@ class service {
   std::map<raft::node_id, std::chrono::steady_clock::time_point> lost_since_;
   std::atomic<std::size_t> lost_count_{0};
   std::atomic<std::uint64_t> dead_letters_lost_{0};
+  std::atomic<std::uint64_t> unreadable_bodies_{0};
 };
 
 }  // namespace quorum::queue

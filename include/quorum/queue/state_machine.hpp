@@ -227,6 +227,8 @@ class state_machine {
   /** Every consumer the queue knows: attached ones, and getters holding a message (a getter
    *  that is not attached is forgotten once it holds nothing). */
   std::vector<consumer_id> consumers() const;
+  /** The messages consumer `c` holds unacknowledged, as deliveries (marked redelivered). */
+  std::vector<delivery> held_by(consumer_id c) const;
   /** At-least-once dead letters not yet confirmed in the target, oldest first. */
   std::vector<message_id> dead_letters() const;
   const queue_options& options() const noexcept { return options_; }

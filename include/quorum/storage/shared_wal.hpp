@@ -22,6 +22,7 @@
 #include <span>
 #include <string>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 namespace quorum::storage {
@@ -179,6 +180,11 @@ class wal_log {
   std::vector<std::byte> read_record(const slot& s, raft::index_t index) const;
   /** Copies kept entries in segment `seq` to the end of the WAL (see shared_wal::reclaim). */
   std::error_code move_kept_out_of(std::uint64_t seq);
+  /** Bytes of the log's entries (not kept ones) in segment `seq`, and in the whole log. */
+  std::pair<std::uint64_t, std::uint64_t> log_bytes_in(std::uint64_t seq) const;
+  /** Copies the whole log (every entry from its start, in order) to the end of the WAL: replay
+   *  then reads the copies last, which replace the originals. For small, idle logs. */
+  std::error_code move_log();
   /** The newest snapshot's keep list, read before replay (nothing if there is none). */
   void peek_keep();
   void replay(std::uint8_t kind, std::span<const std::byte> body, std::uint64_t seq,

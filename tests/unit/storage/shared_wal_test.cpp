@@ -254,3 +254,40 @@ TEST_CASE("the batched durability mode syncs at most once per interval, and is w
   shared_wal wal(fs, dir, o);
   CHECK(wal.open(1, membership{{1}}).last_index() == 1);
 }
+
+TEST_CASE("a small log that never compacts is copied forward instead of pinning the WAL",
+          "[storage][shared-wal][kept]") {
+  // Group 1 is like a registry: three entries, never compacted. Group 2 writes on and keeps
+  // one early entry alive through its snapshots, like a queue with a long-unacked message.
+  faulty_file_system fs;
+  std::size_t most_segments = 0;
+  {
+    shared_wal wal(fs, dir, small_segments());
+    wal_log& registry = wal.open(1, membership{{1}});
+    wal_log& queue = wal.open(2, membership{{1}});
+    REQUIRE_FALSE(registry.append(std::vector{make(1, 1), make(1, 2), make(1, 3)}));
+    REQUIRE_FALSE(registry.set_hard_state({1, 1, 3}));
+    for (index_t i = 1; i <= 400; ++i) {
+      REQUIRE_FALSE(queue.append(std::vector{make(2, i)}));
+      if (i % 8 == 0) {
+        REQUIRE_FALSE(wal.sync());
+        const std::vector<index_t> keep{2};
+        REQUIRE_FALSE(queue.create_snapshot({i, 1, {{1}}}, shared_bytes("q"), keep));
+        REQUIRE_FALSE(queue.compact(i));
+        most_segments = std::max(most_segments, wal.segment_count());
+      }
+    }
+    REQUIRE_FALSE(wal.sync());
+  }
+  CHECK(most_segments <= 10);  // 400 entries of ~40 bytes fill some 60 segments
+  fs.crash();
+  shared_wal wal(fs, dir, small_segments());
+  wal_log& registry = wal.open(1, membership{{1}});
+  wal_log& queue = wal.open(2, membership{{1}});
+  CHECK(registry.first_index() == 1);
+  CHECK(registry.last_index() == 3);
+  for (index_t i = 1; i <= 3; ++i) CHECK(payload_at(registry, i) == "g1/e" + std::to_string(i));
+  CHECK(registry.initial_state().hard == raft::hard_state{1, 1, 3});
+  CHECK(queue.kept_entry(2)->payload.to_string() == "g2/e2");
+  CHECK(queue.first_index() == 401);
+}
