@@ -1,7 +1,7 @@
 // queue_bench: quorum queues end to end, and the memory their metadata takes.
 //
 //   queue_bench [--dir DIR] [--seconds S] [--runs N] [--backlog N,N,...] [--node-backlog N]
-//               [--quick]
+//               [--disk-rounds N] [--quick]
 //
 // 1. Publish with confirms: three queue::service nodes in one process, each on its own
 //    io_context thread with its own shared WAL (fdatasync on every sync) in DIR on the real
@@ -16,6 +16,10 @@
 // 4. A whole node: a one-node service (no body cache) is filled with N messages; the growth of
 //    its resident set per message (WAL index + queue metadata), then the time to close it, open
 //    it again and see its queue report all N (WAL replay and the queue's log applied again).
+// 5. Bounded disk: a one-node service holds one message unacknowledged (taken with get) while
+//    --disk-rounds rounds of 100,000 messages of 1 KiB are published and consumed; the bytes
+//    of its WAL directory (segments and snapshots) after each round, against the bytes of
+//    messages written so far.
 // Medians of --runs runs. Prints a table; the figures in benchmarks/README.md come from here.
 #include <quorum/queue/service.hpp>
 #include <quorum/queue/state_machine.hpp>
@@ -38,6 +42,7 @@
 #include <fstream>
 #include <future>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -301,6 +306,40 @@ memory_result metadata(std::uint64_t count) {
   return r;
 }
 
+/** Bytes of the files under `dir`. */
+std::uint64_t dir_bytes(const std::string& dir) {
+  std::uint64_t total = 0;
+  for (const auto& f : std::filesystem::recursive_directory_iterator(dir)) {
+    if (f.is_regular_file()) total += f.file_size();
+  }
+  return total;
+}
+
+/** One message held unacknowledged while `rounds` rounds of `per_round` messages come and go:
+ *  prints the WAL's size on disk after each round. */
+void bounded_disk(const std::string& dir, int rounds, std::uint64_t per_round) {
+  std::filesystem::remove_all(dir);
+  bench_cluster c(dir, 1, 0);
+  c.declare("disk", 1);
+  fill(c, 0, "disk", 1024, 1, 1);
+  std::promise<std::error_code> got;
+  c[0].async_get("disk", [&](std::error_code ec, std::optional<queue::message> m) {
+    got.set_value(ec ? ec : m ? std::error_code{} : make_error_code(errc::no_queue));
+  });
+  if (auto ec = got.get_future().get()) throw std::system_error(ec, "get");
+  fmt::print("\n{:<34} {:>14} {:>14}\n", "bounded disk (1 message held)", "written MiB",
+             "on disk MiB");
+  for (int round = 1; round <= rounds; ++round) {
+    fill(c, 0, "disk", 1024, per_round, 1024);
+    consume(c, 0, "disk", per_round);
+    const double written =
+        static_cast<double>(per_round * static_cast<std::uint64_t>(round) * 1024) / (1 << 20);
+    fmt::print("{:<34} {:>14.0f} {:>14.1f}\n", fmt::format("after round {}", round), written,
+               static_cast<double>(dir_bytes(dir)) / (1 << 20));
+  }
+  if (c.counters("disk").unacked != 1) throw std::runtime_error("the held message is gone");
+}
+
 /** A one-node service (no body cache) filled with `count` messages of `payload` bytes: the
  *  growth of the resident set per message, and the seconds it takes to open again and report
  *  them all. */
@@ -331,6 +370,7 @@ int main(int argc, char** argv) {
   int runs = 3;
   std::vector<std::uint64_t> backlogs{1'000'000, 10'000'000};
   std::uint64_t node_count = 1'000'000;
+  int disk_rounds = 5;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -353,15 +393,18 @@ int main(int argc, char** argv) {
       }
     } else if (a == "--node-backlog") {
       node_count = std::stoull(next());
+    } else if (a == "--disk-rounds") {
+      disk_rounds = std::stoi(next());
     } else if (a == "--quick") {
       seconds = 1;
       runs = 1;
       backlogs = {100'000};
       node_count = 20'000;
+      disk_rounds = 1;
     } else {
       fmt::print(stderr,
                  "usage: queue_bench [--dir DIR] [--seconds S] [--runs N] "
-                 "[--backlog N,N] [--node-backlog N] [--quick]\n");
+                 "[--backlog N,N] [--node-backlog N] [--disk-rounds N] [--quick]\n");
       return 2;
     }
   }
@@ -417,5 +460,7 @@ int main(int argc, char** argv) {
              "restart s");
   fmt::print("{:<34} {:>12.1f} {:>12.3f}\n", fmt::format("{} x 1 KiB", node_count),
              median(per_message), median(restarts));
+  if (disk_rounds > 0) bounded_disk(dir + "/disk", disk_rounds, 100'000);
+  std::filesystem::remove_all(dir);
   return 0;
 }

@@ -155,7 +155,7 @@ bool disk::flip_bit() {
   std::error_code ec;
   std::vector<std::string> segments;
   for (const std::string& name : files_.list(root, ec)) {
-    if (name.rfind("seg-", 0) == 0) segments.push_back(name);
+    if (name.rfind("seg-", 0) == 0 && name.ends_with(".log")) segments.push_back(name);
   }
   std::sort(segments.begin(), segments.end());
   if (segments.size() < 2) return false;

@@ -28,6 +28,8 @@ constexpr char incoming_magic[8] = {'Q', 'I', 'N', 'C', '0', '0', '0', '1'};
 constexpr std::uint64_t magic_bytes = 8;
 constexpr std::uint64_t frame_bytes = 8;    // length and CRC32C before every record body
 constexpr std::uint64_t entry_header = 26;  // kind, group, type, term, index
+constexpr std::size_t index_head = 33;      // the fixed fields of any record kind
+constexpr char index_magic[8] = {'Q', 'I', 'D', 'X', '0', '0', '0', '1'};
 
 // A kept record is an entry kept below its group's log start (wal_log::create_snapshot's keep
 // list), moved or received: replay files it with the kept entries, never in the log itself.
@@ -48,6 +50,30 @@ std::uint64_t get(const std::byte* in, int bytes) {
   std::uint64_t value = 0;
   for (int i = 0; i < bytes; ++i) value |= static_cast<std::uint64_t>(in[i]) << (8 * i);
   return value;
+}
+
+void put_varint(std::vector<std::byte>& out, std::uint64_t v) {
+  for (;; v >>= 7) {
+    const auto low = static_cast<std::uint8_t>(v & 0x7f);
+    out.push_back(static_cast<std::byte>(v >= 0x80 ? low | 0x80 : low));
+    if (v < 0x80) return;
+  }
+}
+
+/** Reads a LEB128 value at `at` of `in`, advancing `at`; false if malformed. */
+bool get_varint(std::span<const std::byte> in, std::size_t& at, std::uint64_t& v) {
+  v = 0;
+  for (int shift = 0; shift <= 63; shift += 7) {
+    if (at == in.size()) return false;
+    const auto b = static_cast<std::uint8_t>(in[at++]);
+    v |= static_cast<std::uint64_t>(b & 0x7f) << shift;
+    if ((b & 0x80) == 0) return true;
+  }
+  return false;
+}
+
+void put_at(std::byte* out, std::uint64_t value, int bytes) {
+  for (int i = 0; i < bytes; ++i) out[i] = static_cast<std::byte>(value >> (8 * i));
 }
 
 /** A keep list as its count and ascending deltas in LEB128 (about a byte per entry). */
@@ -245,6 +271,8 @@ std::error_code shared_wal::roll() {
       if ((ec = active.f->sync())) return fail(ec);
       std::erase(unsynced_, seq);
     }
+    if ((ec = write_index(seq, index_))) return ec;
+    index_.clear();
   }
   const std::uint64_t seq = segments_.empty() ? 1 : segments_.rbegin()->first + 1;
   auto f = fs_->open(path_of(name_with("seg-", seq, 0, ".log")), true, ec);
@@ -267,6 +295,7 @@ std::error_code shared_wal::write(const std::vector<std::byte>& records, std::ui
   // Records gather in memory until sync(), which writes them in one piece (group commit).
   auto& [active_seq, active] = *segments_.rbegin();
   pending_.insert(pending_.end(), records.begin(), records.end());
+  note_records(records, index_);
   seq = active_seq;
   offset = active.size;
   active.size += records.size();
@@ -336,6 +365,119 @@ std::error_code shared_wal::sync() {
   }
   dirs_unsynced_.clear();
   return {};
+}
+
+// A sealed segment's index (seg-N.idx): magic, then one framed body: the segment's size (8),
+// the record count (8), and per record its kind (1), group, body size and fixed fields (by
+// kind: term and index; term, vote and commit; index and term) in LEB128. Opening the WAL
+// replays a sealed segment from it instead of reading every body; the records' own checksums
+// are then checked when they are read. It is written unsynced when the segment is sealed: a
+// missing, damaged or mismatched index only means the segment is read instead.
+void shared_wal::note_records(std::span<const std::byte> records, std::vector<std::byte>& index) {
+  for (std::size_t at = 0; at + frame_bytes <= records.size();) {
+    const std::uint64_t length = get(records.data() + at, 4);
+    const std::byte* body = records.data() + at + frame_bytes;
+    const auto kind = static_cast<std::uint8_t>(body[0]);
+    put(index, kind, 1);
+    put_varint(index, get(body + 1, 8));
+    put_varint(index, length);
+    if (kind == entry_record || kind == kept_record) {
+      put_varint(index, get(body + 10, 8));
+      put_varint(index, get(body + 18, 8));
+    } else if (kind == hard_record) {
+      for (int f = 0; f < 3; ++f) put_varint(index, get(body + 9 + 8 * f, 8));
+    } else if (kind == base_record) {
+      for (int f = 0; f < 2; ++f) put_varint(index, get(body + 9 + 8 * f, 8));
+    }
+    at += frame_bytes + length;
+  }
+}
+
+std::error_code shared_wal::write_index(std::uint64_t seq, const std::vector<std::byte>& index) {
+  std::vector<std::byte> bytes(as_bytes(index_magic).begin(), as_bytes(index_magic).end());
+  std::vector<std::byte> body;
+  body.reserve(index.size() + 16);
+  put(body, segments_.at(seq).size, 8);
+  body.insert(body.end(), index.begin(), index.end());
+  frame(bytes, body);
+  std::error_code ec;
+  auto f = fs_->open(path_of(name_with("seg-", seq, 0, ".idx")), true, ec);
+  if (ec || (ec = f->truncate(0)) || (ec = f->write_at(0, bytes))) return fail(ec);
+  segments_.at(seq).indexed = true;
+  return {};
+}
+
+bool shared_wal::replay_index(std::uint64_t seq) {
+  const std::string path = path_of(name_with("seg-", seq, 0, ".idx"));
+  const std::string seg_path = path_of(name_with("seg-", seq, 0, ".log"));
+  std::error_code ec;
+  auto idx = fs_->open(path, false, ec);
+  if (ec) return false;
+  std::uint64_t next = 0;
+  std::optional<std::vector<std::byte>> body;
+  std::vector<std::byte> magic(magic_bytes);
+  std::size_t got = 0;
+  if (idx->read_at(0, magic, got) || got != magic_bytes ||
+      std::memcmp(magic.data(), index_magic, magic_bytes) != 0) {
+    return false;
+  }
+  body = read_framed(*idx, path, magic_bytes, std::uint64_t{1} << 40, next);
+  if (!body || body->size() < 8) return false;
+  auto f = fs_->open(seg_path, false, ec);
+  if (ec) raise_io(seg_path, ec);
+  std::uint64_t size = 0;
+  if ((ec = f->size(size))) raise_io(seg_path, ec);
+  if (size != get(body->data(), 8)) return false;
+  // Check it all before replaying any of it: a bad index falls back to reading the segment.
+  struct item {
+    std::uint8_t kind;
+    std::uint64_t group;
+    std::uint64_t length;
+    std::uint64_t fields[3];
+  };
+  std::vector<item> items;
+  const std::span<const std::byte> in(*body);
+  std::uint64_t at = magic_bytes;
+  for (std::size_t p = 8; p < in.size();) {
+    item it{static_cast<std::uint8_t>(in[p++]), 0, 0, {0, 0, 0}};
+    const int fields = it.kind == hard_record ? 3 : 2;
+    if (it.kind < entry_record || it.kind > kept_record) return false;
+    if (!get_varint(in, p, it.group) || !get_varint(in, p, it.length) || it.group == 0) {
+      return false;
+    }
+    for (int k = 0; k < fields; ++k) {
+      if (!get_varint(in, p, it.fields[k])) return false;
+    }
+    at += frame_bytes + it.length;
+    items.push_back(it);
+  }
+  if (at != size) return false;
+  segments_[seq].f = std::move(f);
+  segments_[seq].size = size;
+  segments_[seq].indexed = true;
+  at = magic_bytes;
+  std::byte head[index_head];
+  for (const item& it : items) {
+    std::memset(head, 0, sizeof head);
+    put_at(head, it.kind, 1);
+    put_at(head + 1, it.group, 8);
+    std::uint64_t head_size = 0;
+    if (it.kind == entry_record || it.kind == kept_record) {
+      put_at(head + 10, it.fields[0], 8);
+      put_at(head + 18, it.fields[1], 8);
+      head_size = entry_header;
+    } else if (it.kind == hard_record) {
+      for (int k = 0; k < 3; ++k) put_at(head + 9 + 8 * k, it.fields[k], 8);
+      head_size = 33;
+    } else {
+      for (int k = 0; k < 2; ++k) put_at(head + 9 + 8 * k, it.fields[k], 8);
+      head_size = 25;
+    }
+    group(it.group).replay(it.kind, std::span<const std::byte>(head, head_size), it.length, seq, at,
+                           seg_path);
+    at += frame_bytes + it.length;
+  }
+  return true;
 }
 
 void shared_wal::hold(const wal_log::slot& s, bool kept) {
@@ -414,8 +556,12 @@ std::error_code shared_wal::reclaim() {
     }
     const std::string path = path_of(name_with("seg-", oldest, 0, ".log"));
     std::erase(unsynced_, oldest);
+    const bool indexed = segments_.at(oldest).indexed;
     segments_.erase(oldest);
     if (auto ec = fs_->remove(path)) return fail(ec);
+    if (indexed) {
+      if (auto ec = fs_->remove(path_of(name_with("seg-", oldest, 0, ".idx")))) return fail(ec);
+    }
     dirs_unsynced_.push_back(dir_);
     again = true;
   }
@@ -459,11 +605,22 @@ void shared_wal::recover_segment(std::uint64_t seq, bool last) {
       raise(errc::corruption, path + " offset " + std::to_string(at) + ": unknown record");
     }
     group(get(body->data() + 1, 8))
-        .replay(static_cast<std::uint8_t>(get(body->data(), 1)), *body, seq, at, path);
+        .replay(static_cast<std::uint8_t>(get(body->data(), 1)),
+                body->first(std::min<std::size_t>(body->size(), index_head)), body->size(), seq, at,
+                path);
     at += frame_bytes + body->size();
   }
   segments_[seq].f = std::move(f);
   segments_[seq].size = std::min<std::uint64_t>(at, bytes.size());
+  std::vector<std::byte> index;
+  note_records(std::span<const std::byte>(bytes).subspan(
+                   magic_bytes, static_cast<std::size_t>(segments_[seq].size - magic_bytes)),
+               index);
+  if (last) {
+    index_ = std::move(index);  // written when this segment is sealed
+  } else if ((ec = write_index(seq, index))) {
+    raise_io(path_of(name_with("seg-", seq, 0, ".idx")), ec);
+  }
 }
 
 void shared_wal::recover() {
@@ -478,7 +635,11 @@ void shared_wal::recover() {
     if (parse_name(name, "seg-", ".log", seq, zero)) seqs.push_back(seq);
   }
   std::sort(seqs.begin(), seqs.end());
-  for (std::size_t i = 0; i < seqs.size(); ++i) recover_segment(seqs[i], i + 1 == seqs.size());
+  for (std::size_t i = 0; i < seqs.size(); ++i) {
+    const bool last = i + 1 == seqs.size();
+    if (!last && replay_index(seqs[i])) continue;
+    recover_segment(seqs[i], last);
+  }
   if ((ec = sync())) raise_io(dir_, ec);
 }
 
@@ -1191,12 +1352,12 @@ std::error_code wal_log::install_snapshot(const raft::snapshot_meta& meta) {
 
 // ---- wal_log: recovery ------------------------------------------------------------------------
 
-void wal_log::replay(std::uint8_t kind, std::span<const std::byte> body, std::uint64_t seq,
-                     std::uint64_t at, const std::string& path) {
+void wal_log::replay(std::uint8_t kind, std::span<const std::byte> body, std::uint64_t body_size,
+                     std::uint64_t seq, std::uint64_t at, const std::string& path) {
   const auto damaged = [&](const std::string& why) {
     raise(errc::corruption, path + " offset " + std::to_string(at) + ": " + why);
   };
-  if (kind == entry_record && body.size() >= entry_header) {
+  if (kind == entry_record && body_size >= entry_header) {
     const raft::index_t index = get(body.data() + 18, 8);
     // Segments before this one were reclaimed after a compaction, so the log may seem to start
     // later than it does: an entry beyond the end, or (after such a gap) one that truncates
@@ -1214,19 +1375,19 @@ void wal_log::replay(std::uint8_t kind, std::span<const std::byte> body, std::ui
     drop_slots_from(index);
     if (seq > max_segment) damaged("segment number beyond 2^32");
     slots_.push_back({get(body.data() + 10, 8), at, segment_of(seq),
-                      static_cast<std::uint32_t>(frame_bytes + body.size())});
+                      static_cast<std::uint32_t>(frame_bytes + body_size)});
     wal_->hold(slots_.back(), false);
-  } else if (kind == kept_record && body.size() >= entry_header) {
+  } else if (kind == kept_record && body_size >= entry_header) {
     // Sorted out against the snapshot's keep list once the group is opened (settle_kept).
     if (seq > max_segment) damaged("segment number beyond 2^32");
     kept_.push_back({get(body.data() + 18, 8),
                      {get(body.data() + 10, 8), at, segment_of(seq),
-                      static_cast<std::uint32_t>(frame_bytes + body.size())}});
+                      static_cast<std::uint32_t>(frame_bytes + body_size)}});
     wal_->hold(kept_.back().where, true);
-  } else if (kind == hard_record && body.size() == 33) {
+  } else if (kind == hard_record && body_size == 33) {
     hard_ = {get(body.data() + 9, 8), get(body.data() + 17, 8), get(body.data() + 25, 8)};
     hard_segment_ = seq;
-  } else if (kind == base_record && body.size() == 25) {
+  } else if (kind == base_record && body_size == 25) {
     const raft::index_t index = get(body.data() + 9, 8);
     const raft::term_t t = get(body.data() + 17, 8);
     move_start(index, t);

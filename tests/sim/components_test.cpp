@@ -154,7 +154,8 @@ TEST_CASE("compaction keeps the snapshot's membership and refuses reads before i
   CHECK_FALSE(piece.last);
 }
 
-TEST_CASE("a torn tail is cut off on recovery but damage before it is an error", "[sim][disk]") {
+TEST_CASE("a torn tail is cut off on recovery but damage before it is never returned",
+          "[sim][disk]") {
   bool partial_seen = false;
   for (std::uint64_t seed = 0; seed < 40; ++seed) {
     INFO("seed " << seed);
@@ -181,7 +182,22 @@ TEST_CASE("a torn tail is cut off on recovery but damage before it is an error",
   REQUIRE_FALSE(d.sync());
   REQUIRE(d.flip_bit());
   d.crash();
-  CHECK(d.recover() == errc::corruption);
+  // A sealed segment is replayed from its index, so the damage is found when its record is
+  // read (or at open, without an index); damaged data is never returned.
+  const std::error_code opened = d.recover();
+  if (opened) {
+    CHECK(opened == errc::corruption);
+  } else {
+    std::error_code ec;
+    try {
+      const auto got = d.entries(1, 201, 1 << 20, ec);
+      REQUIRE(got.size() == 200);
+      const auto want = entries(1, 200);
+      for (std::size_t i = 0; i < got.size(); ++i) CHECK(got[i] == want[i]);
+    } catch (const disk_failure& e) {
+      CHECK(e.code() == errc::corruption);
+    }
+  }
 }
 
 TEST_CASE("a flipped bit is reported when read, never returned", "[sim][disk]") {

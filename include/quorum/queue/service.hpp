@@ -191,10 +191,12 @@ struct service_settings {
   raft::options raft;
   /** Ticks of every replica (its snapshot_every is not used: see below). */
   runtime::replica_settings replica;
-  /** A queue replica takes a snapshot once this many entries, and at least as many as it has
-   *  live messages, were applied since its last one (0: never). Its log is then compacted:
-   *  only the entries of live messages stay, so disk use follows the live messages, not the
-   *  history. The registry takes none. */
+  /** A queue replica takes a snapshot once this many entries, and at least half as many as it
+   *  has live messages, were applied since its last one (0: never): a snapshot's cost grows
+   *  with the live messages, so it stays in proportion to the traffic (a growing backlog
+   *  snapshots each time it has doubled). Its log is then compacted: only the entries of live
+   *  messages stay, so disk use follows the live messages, not the history. The registry takes
+   *  none. */
   raft::index_t snapshot_every = 4096;
   /** Bodies each queue replica keeps in memory, from the head of the queue. */
   std::uint64_t body_cache_bytes = std::uint64_t{64} << 20;
@@ -315,7 +317,7 @@ class service {
     raft::index_t snapshot_interval() const {
       const auto* q = std::get_if<state_machine>(&state_);
       if (q == nullptr || host_->settings_.snapshot_every == 0) return 0;
-      return std::max<raft::index_t>(host_->settings_.snapshot_every, q->live_count());
+      return std::max<raft::index_t>(host_->settings_.snapshot_every, q->live_count() / 2);
     }
     raft::shared_bytes snapshot() const {
       const auto* q = std::get_if<state_machine>(&state_);

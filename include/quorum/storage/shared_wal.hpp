@@ -187,8 +187,10 @@ class wal_log {
   std::error_code move_log();
   /** The newest snapshot's keep list, read before replay (nothing if there is none). */
   void peek_keep();
-  void replay(std::uint8_t kind, std::span<const std::byte> body, std::uint64_t seq,
-              std::uint64_t at, const std::string& path);
+  /** Replays a record whose body begins with `head` (at least its fixed fields) and is
+   *  `body_size` bytes long. */
+  void replay(std::uint8_t kind, std::span<const std::byte> head, std::uint64_t body_size,
+              std::uint64_t seq, std::uint64_t at, const std::string& path);
   void open(raft::membership bootstrap);
   void recover_snapshots(const std::vector<std::string>& names, std::vector<raft::index_t>& keep);
   void recover_incoming(const std::vector<std::string>& names);
@@ -274,7 +276,14 @@ class shared_wal {
     std::size_t live = 0;          // slots of any group pointing into it
     std::size_t kept = 0;          // of those, entries kept below a group's log start
     std::uint64_t live_bytes = 0;  // their records' bytes
+    bool indexed = false;          // an index file exists beside it
   };
+  /** Adds the records in `records` to `index` (a segment's index). */
+  static void note_records(std::span<const std::byte> records, std::vector<std::byte>& index);
+  /** Writes the index of sealed segment `seq` (not synced: it is only a shortcut). */
+  std::error_code write_index(std::uint64_t seq, const std::vector<std::byte>& index);
+  /** Replays sealed segment `seq` from its index file; false if there is none that fits. */
+  bool replay_index(std::uint64_t seq);
   void hold(const wal_log::slot& s, bool kept);
   void let_go(const wal_log::slot& s, bool kept);
   /** True if the files hold more than twice the live records, plus two segments: worth moving
@@ -300,6 +309,7 @@ class shared_wal {
   std::map<std::uint64_t, segment> segments_;
   std::map<std::uint64_t, std::unique_ptr<wal_log>> groups_;
   std::vector<std::byte> pending_;  // records for the active segment, not yet written
+  std::vector<std::byte> index_;    // the active segment's index, written when it is sealed
   std::vector<std::uint64_t> unsynced_;
   std::vector<wal_log*> incoming_unsynced_;
   std::vector<std::string> dirs_unsynced_;
