@@ -929,11 +929,22 @@ void wal_log::drop_slots_from(raft::index_t index) {
 }
 
 bool wal_log::keeps(raft::index_t index) const {
-  if (recovering_) return std::binary_search(recovery_keep_.begin(), recovery_keep_.end(), index);
-  return !keep_above_.empty() && keep_above_.front() == index;
+  if (!recovering_) return !keep_above_.empty() && keep_above_.front() == index;
+  // Replay asks in ascending order, but for the rare start moved back by a gap.
+  if (recovery_at_ > 0 && recovery_keep_[recovery_at_ - 1] >= index) recovery_at_ = 0;
+  while (recovery_at_ < recovery_keep_.size() && recovery_keep_[recovery_at_] < index) {
+    ++recovery_at_;
+  }
+  return recovery_at_ < recovery_keep_.size() && recovery_keep_[recovery_at_] == index;
 }
 
 void wal_log::drop_slots_through(raft::index_t index) {
+  if (!recovering_ && !keep_above_.empty() && keep_above_.front() <= index) {
+    // Grow once to the exact size: a backlog's kept set is most of a node's memory.
+    const auto moving =
+        std::upper_bound(keep_above_.begin(), keep_above_.end(), index) - keep_above_.begin();
+    kept_.reserve(kept_.size() + static_cast<std::size_t>(moving));
+  }
   while (!slots_.empty() && base_ < index) {
     const slot s = slots_.front();
     const raft::index_t i = base_ + 1;
@@ -967,8 +978,10 @@ void wal_log::retain_only(std::span<const raft::index_t> keep) {
 void wal_log::settle_kept(const std::vector<raft::index_t>& keep) {
   // The newest copy of each entry counts (a moved or received record comes after the one it
   // replaces); anything the snapshot does not keep, or above the log's start, goes.
-  std::stable_sort(kept_.begin(), kept_.end(),
-                   [](const kept_slot& a, const kept_slot& b) { return a.index < b.index; });
+  const auto by_index = [](const kept_slot& a, const kept_slot& b) { return a.index < b.index; };
+  if (!std::is_sorted(kept_.begin(), kept_.end(), by_index)) {
+    std::stable_sort(kept_.begin(), kept_.end(), by_index);
+  }
   std::size_t out = 0;
   for (std::size_t i = 0; i < kept_.size(); ++i) {
     if (out > 0 && kept_[out - 1].index == kept_[i].index) {
@@ -991,6 +1004,7 @@ void wal_log::settle_kept(const std::vector<raft::index_t>& keep) {
                                 std::to_string(group_) + " keeps are missing");
   }
   keep_above_.assign(above, keep.end());
+  kept_.shrink_to_fit();
   recovery_keep_ = {};
   recovering_ = false;
 }

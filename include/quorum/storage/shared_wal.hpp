@@ -226,6 +226,7 @@ class wal_log {
   std::vector<kept_slot> kept_;
   std::deque<raft::index_t> keep_above_;
   std::vector<raft::index_t> recovery_keep_;
+  mutable std::size_t recovery_at_ = 0;  // where keeps() last looked in recovery_keep_
   bool recovering_ = true;
   mutable image_cursor cursor_;
   std::optional<stored_snapshot> snapshot_;
