@@ -428,28 +428,32 @@ bool shared_wal::replay_index(std::uint64_t seq) {
   std::uint64_t size = 0;
   if ((ec = f->size(size))) raise_io(seg_path, ec);
   if (size != get(body->data(), 8)) return false;
-  // Check it all before replaying any of it: a bad index falls back to reading the segment.
+  // Checked whole before any of it is replayed (a bad index falls back to reading the
+  // segment), then parsed again to replay.
   struct item {
     std::uint8_t kind;
     std::uint64_t group;
     std::uint64_t length;
     std::uint64_t fields[3];
   };
-  std::vector<item> items;
   const std::span<const std::byte> in(*body);
-  std::uint64_t at = magic_bytes;
-  for (std::size_t p = 8; p < in.size();) {
-    item it{static_cast<std::uint8_t>(in[p++]), 0, 0, {0, 0, 0}};
-    const int fields = it.kind == hard_record ? 3 : 2;
+  const auto parse = [&](std::size_t& p, item& it) {
+    it = {static_cast<std::uint8_t>(in[p++]), 0, 0, {0, 0, 0}};
     if (it.kind < entry_record || it.kind > kept_record) return false;
     if (!get_varint(in, p, it.group) || !get_varint(in, p, it.length) || it.group == 0) {
       return false;
     }
+    const int fields = it.kind == hard_record ? 3 : 2;
     for (int k = 0; k < fields; ++k) {
       if (!get_varint(in, p, it.fields[k])) return false;
     }
+    return true;
+  };
+  std::uint64_t at = magic_bytes;
+  item it{};
+  for (std::size_t p = 8; p < in.size();) {
+    if (!parse(p, it)) return false;
     at += frame_bytes + it.length;
-    items.push_back(it);
   }
   if (at != size) return false;
   segments_[seq].f = std::move(f);
@@ -457,7 +461,8 @@ bool shared_wal::replay_index(std::uint64_t seq) {
   segments_[seq].indexed = true;
   at = magic_bytes;
   std::byte head[index_head];
-  for (const item& it : items) {
+  for (std::size_t p = 8; p < in.size();) {
+    parse(p, it);
     std::memset(head, 0, sizeof head);
     put_at(head, it.kind, 1);
     put_at(head + 1, it.group, 8);
@@ -673,6 +678,7 @@ void wal_log::peek_keep() {
     const auto list = read_framed(*f, path_of(newest), next, wal_->options_.max_record_bytes, next);
     if (!list) return;
     if (auto keep = get_keep(*list)) recovery_keep_ = std::move(*keep);
+    kept_.reserve(recovery_keep_.size());
   } catch (const storage_error&) {
   }
 }
@@ -1451,6 +1457,8 @@ void wal_log::open(raft::membership bootstrap) {
 
 std::optional<wal_log::stored_snapshot> wal_log::open_snapshot(
     const std::string& name, std::vector<raft::index_t>* keep) const {
+  // Reads the header, the keep list and the last block: a large snapshot's other blocks are
+  // checked when they are read (to restore or send it), not twice.
   std::uint64_t index = 0;
   std::uint64_t term = 0;
   if (!parse_name(name, "snap-", ".snap", index, term)) return std::nullopt;
@@ -1458,36 +1466,45 @@ std::optional<wal_log::stored_snapshot> wal_log::open_snapshot(
   std::error_code ec;
   auto f = wal_->fs_->open(path, false, ec);
   if (ec) raise_io(path, ec);
-  const auto bytes = read_all(*f, path);
   const auto damaged = [&](std::uint64_t at) {
     raise(errc::corruption, path + " offset " + std::to_string(at) + ": damaged snapshot");
   };
-  if (bytes.size() < magic_bytes || std::memcmp(bytes.data(), snapshot_magic, magic_bytes) != 0) {
+  std::uint64_t file_size = 0;
+  if ((ec = f->size(file_size))) raise_io(path, ec);
+  std::vector<std::byte> magic(magic_bytes);
+  std::size_t got = 0;
+  if ((ec = f->read_at(0, magic, got))) raise_io(path, ec);
+  if (got < magic_bytes || std::memcmp(magic.data(), snapshot_magic, magic_bytes) != 0) {
     damaged(0);
   }
-  const auto head = record_at(bytes, magic_bytes, wal_->options_.max_record_bytes);
+  std::uint64_t list_at = 0;
+  const auto head = read_framed(*f, path, magic_bytes, wal_->options_.max_record_bytes, list_at);
   if (!head || head->size() < 16) damaged(magic_bytes);
-  auto members = raft::decode_membership(head->subspan(16));
+  auto members = raft::decode_membership(std::span<const std::byte>(*head).subspan(16));
   if (!members || get(head->data(), 8) != index || get(head->data() + 8, 8) != term) {
     damaged(magic_bytes);
   }
-  const std::uint64_t list_at = magic_bytes + frame_bytes + head->size();
-  const auto list = record_at(bytes, list_at, wal_->options_.max_record_bytes);
+  std::uint64_t data_offset = 0;
+  const auto list = read_framed(*f, path, list_at, wal_->options_.max_record_bytes, data_offset);
   std::optional<std::vector<raft::index_t>> kept;
   if (list) kept = get_keep(*list);
   if (!kept || (!kept->empty() && kept->back() > index)) damaged(list_at);
-  stored_snapshot s{{index, term, std::move(*members)},
-                    path,
-                    list_at + frame_bytes + list->size(),
-                    0,
-                    kept->size()};
-  if (keep != nullptr) *keep = std::move(*kept);
-  for (std::uint64_t at = s.data_offset; at < bytes.size();) {
-    const auto block = record_at(bytes, at, wal_->options_.snapshot_block_bytes);
-    if (!block) damaged(at);
-    s.size += block->size();
-    at += frame_bytes + block->size();
+  // Every block is full but the last: the file's size gives the data's.
+  const std::uint64_t block = wal_->options_.snapshot_block_bytes;
+  if (file_size < data_offset) damaged(data_offset);
+  const std::uint64_t rest = file_size - data_offset;
+  const std::uint64_t full = rest / (frame_bytes + block);
+  const std::uint64_t tail = rest % (frame_bytes + block);
+  if (tail != 0 && tail <= frame_bytes) damaged(file_size - tail);
+  const std::uint64_t size = full * block + (tail == 0 ? 0 : tail - frame_bytes);
+  if (size > 0) {
+    const std::uint64_t last_at = data_offset + (size - 1) / block * (frame_bytes + block);
+    std::uint64_t end = 0;
+    const auto last = read_framed(*f, path, last_at, block, end);
+    if (!last || end != file_size) damaged(last_at);
   }
+  stored_snapshot s{{index, term, std::move(*members)}, path, data_offset, size, kept->size()};
+  if (keep != nullptr) *keep = std::move(*kept);
   return s;
 }
 
