@@ -657,10 +657,12 @@ wal_log::wal_log(shared_wal& wal, std::uint64_t group)
 
 void wal_log::peek_keep() {
   // Replay files entries the newest snapshot keeps as they leave the log; open() checks the
-  // result against that snapshot once it has read it properly, and reports any damage.
+  // result against that snapshot once it has read it properly, and reports any damage. An I/O
+  // error here stops the open (it may pass on a retry); a guess would turn it into damage.
   std::error_code ec;
   const std::vector<std::string> names = wal_->fs_->list(dir_, ec);
-  if (ec) return;
+  if (ec == std::errc::no_such_file_or_directory) return;  // a new group
+  if (ec) raise_io(dir_, ec);
   std::string newest;
   for (const std::string& name : names) {
     std::uint64_t a = 0;
@@ -668,19 +670,16 @@ void wal_log::peek_keep() {
     if (parse_name(name, "snap-", ".snap", a, b) && name > newest) newest = name;
   }
   if (newest.empty()) return;
-  try {
-    auto f = wal_->fs_->open(path_of(newest), false, ec);
-    if (ec) return;
-    std::uint64_t next = 0;
-    const auto head =
-        read_framed(*f, path_of(newest), magic_bytes, wal_->options_.max_record_bytes, next);
-    if (!head) return;
-    const auto list = read_framed(*f, path_of(newest), next, wal_->options_.max_record_bytes, next);
-    if (!list) return;
-    if (auto keep = get_keep(*list)) recovery_keep_ = std::move(*keep);
-    kept_.reserve(recovery_keep_.size());
-  } catch (const storage_error&) {
-  }
+  auto f = wal_->fs_->open(path_of(newest), false, ec);
+  if (ec) raise_io(path_of(newest), ec);
+  std::uint64_t next = 0;
+  const auto head =
+      read_framed(*f, path_of(newest), magic_bytes, wal_->options_.max_record_bytes, next);
+  if (!head) return;  // damaged: open() says so
+  const auto list = read_framed(*f, path_of(newest), next, wal_->options_.max_record_bytes, next);
+  if (!list) return;
+  if (auto keep = get_keep(*list)) recovery_keep_ = std::move(*keep);
+  kept_.reserve(recovery_keep_.size());
 }
 
 bool wal_log::failed() const noexcept {

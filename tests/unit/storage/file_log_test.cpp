@@ -527,3 +527,31 @@ TEST_CASE("a damaged snapshot image is refused at install", "[storage][file-log]
   CHECK_THROWS_AS(follower.install_snapshot(meta), storage_error);
   CHECK(follower.snapshot().index == 0);
 }
+
+TEST_CASE("a read error while opening a log with kept entries is an I/O error, never damage",
+          "[storage][file-log][kept]") {
+  faulty_file_system fs;
+  {
+    file_log log(fs, dir, membership{{1}}, small_segments());
+    for (index_t i = 1; i <= 30; ++i) REQUIRE_FALSE(log.append(std::vector{make(i, 1, 30)}));
+    const std::vector<index_t> keep{4, 9, 20};
+    REQUIRE_FALSE(log.create_snapshot({25, 1, {{1}}}, shared_bytes("s"), keep));
+    REQUIRE_FALSE(log.compact(25));
+    REQUIRE_FALSE(log.sync());
+  }
+  // Every read of the open fails in turn: the open either succeeds with every kept entry, or
+  // reports an I/O error (a retry may pass); a transient error must not look like damage.
+  for (std::uint64_t k = 1; k <= 200; ++k) {
+    INFO("failing read " << k);
+    fs.fail_at(k, fs_op::read);
+    try {
+      file_log log(fs, dir, membership{{1}}, small_segments());
+      CHECK(log.kept_count() == 3);
+    } catch (const storage_error& e) {
+      CHECK(e.code() == errc::io_error);
+    }
+    fs.fail_at(0, fs_op::read);
+  }
+  file_log log(fs, dir, membership{{1}}, small_segments());
+  CHECK(log.kept_entry(9)->payload.to_string() == make(9, 1, 30).payload.to_string());
+}
