@@ -579,20 +579,27 @@ raft::index_t state_machine::oldest_live() const {
   return oldest;
 }
 
+// Every live message wherever it sits, with its retry time (0 unless it waits to retry), in
+// no particular order.
+template <class Visit>
+void state_machine::visit_live(Visit&& visit) const {
+  for (std::size_t p = 0; p <= max_priority; ++p) {
+    for (const message& m : fresh_[p]) {
+      if ((m.flags & flag_gone) == 0) visit(m, 0);
+    }
+    for (const auto& [id, m] : returned_[p]) visit(m, 0);
+  }
+  for (const auto& [id, c] : consumers_) {
+    for (const auto& [m, h] : c.unacked) visit(h.m, 0);
+  }
+  for (const auto& [id, d] : delayed_) visit(d.m, d.ready_at);
+  for (const auto& [id, m] : dead_) visit(m, 0);
+}
+
 std::vector<message_id> state_machine::live_ids() const {
   std::vector<message_id> ids;
   ids.reserve(static_cast<std::size_t>(live_count()));
-  for (std::size_t p = 0; p <= max_priority; ++p) {
-    for (const message& m : fresh_[p]) {
-      if ((m.flags & flag_gone) == 0) ids.push_back(m.id);
-    }
-    for (const auto& [id, m] : returned_[p]) ids.push_back(id);
-  }
-  for (const auto& [id, c] : consumers_) {
-    for (const auto& [m, h] : c.unacked) ids.push_back(m);
-  }
-  for (const auto& [id, d] : delayed_) ids.push_back(id);
-  for (const auto& [id, m] : dead_) ids.push_back(id);
+  visit_live([&](const message& m, std::int64_t) { ids.push_back(m.id); });
   std::sort(ids.begin(), ids.end());
   return ids;
 }
@@ -606,18 +613,8 @@ std::uint64_t state_machine::live_count() const {
 void state_machine::for_each_message(
     const std::function<void(const message&, std::int64_t)>& visit) const {
   std::vector<std::pair<message, std::int64_t>> all;
-  all.reserve(ready_count_ + delayed_.size() + dead_.size());
-  for (std::size_t p = 0; p <= max_priority; ++p) {
-    for (const message& m : fresh_[p]) {
-      if ((m.flags & flag_gone) == 0) all.push_back({m, 0});
-    }
-    for (const auto& [id, m] : returned_[p]) all.push_back({m, 0});
-  }
-  for (const auto& [id, c] : consumers_) {
-    for (const auto& [m, h] : c.unacked) all.push_back({h.m, 0});
-  }
-  for (const auto& [id, d] : delayed_) all.push_back({d.m, d.ready_at});
-  for (const auto& [id, m] : dead_) all.push_back({m, 0});
+  all.reserve(static_cast<std::size_t>(live_count()));
+  visit_live([&](const message& m, std::int64_t ready_at) { all.push_back({m, ready_at}); });
   std::sort(all.begin(), all.end(),
             [](const auto& a, const auto& b) { return a.first.id < b.first.id; });
   for (const auto& [m, ready_at] : all) visit(m, ready_at);

@@ -527,9 +527,8 @@ std::error_code shared_wal::reclaim() {
       std::vector<wal_log*> logs;
       bool movable = true;
       for (auto& [id, g] : groups_) {
-        const auto [here, total] = g->log_bytes_in(seq);
-        if (here == 0) continue;
-        if (total > small) movable = false;
+        if (!g->log_starts_in(seq)) continue;
+        if (g->log_bytes_beyond(small)) movable = false;
         logs.push_back(g.get());
       }
       if (!movable) break;
@@ -980,7 +979,8 @@ void wal_log::retain_only(std::span<const raft::index_t> keep) {
   kept_.resize(out);
 }
 
-void wal_log::settle_kept(const std::vector<raft::index_t>& keep) {
+void wal_log::settle_kept() {
+  const std::vector<raft::index_t>& keep = recovery_keep_;
   // The newest copy of each entry counts (a moved or received record comes after the one it
   // replaces); anything the snapshot does not keep, or above the log's start, goes.
   const auto by_index = [](const kept_slot& a, const kept_slot& b) { return a.index < b.index; };
@@ -1014,14 +1014,19 @@ void wal_log::settle_kept(const std::vector<raft::index_t>& keep) {
   recovering_ = false;
 }
 
-std::pair<std::uint64_t, std::uint64_t> wal_log::log_bytes_in(std::uint64_t seq) const {
-  std::uint64_t here = 0;
+bool wal_log::log_starts_in(std::uint64_t seq) const {
+  // Appends go to the newest segment and move_log() moves a log whole, so along the log the
+  // segments never decrease: the oldest segment holds entries only if it holds the first.
+  return !slots_.empty() && slots_.front().segment == seq;
+}
+
+bool wal_log::log_bytes_beyond(std::uint64_t limit) const {
   std::uint64_t total = 0;
   for (const slot& s : slots_) {
     total += s.length;
-    if (s.segment == seq) here += s.length;
+    if (total > limit) return true;
   }
-  return {here, total};
+  return false;
 }
 
 std::error_code wal_log::move_log() {
@@ -1437,9 +1442,8 @@ void wal_log::open(raft::membership bootstrap) {
       wal_->dirs_unsynced_.push_back(dir_);
     }
   }
-  std::vector<raft::index_t> keep;
-  recover_snapshots(names, keep);
-  recovery_keep_ = keep;  // the same list peek_keep() read, unless that snapshot was damaged
+  // The same list peek_keep() read, now from a snapshot checked whole.
+  recover_snapshots(names, recovery_keep_);
   if (snapshot_ && snapshot_->meta.index > base_) {
     // A snapshot installed (renamed into place) before the log recorded its new start.
     const raft::snapshot_meta& meta = snapshot_->meta;
@@ -1448,7 +1452,7 @@ void wal_log::open(raft::membership bootstrap) {
       if ((ec = write_base(meta.index, meta.term))) raise_io(dir_, ec);
     }
   }
-  settle_kept(keep);
+  settle_kept();
   recover_incoming(names);
   hard_.commit = std::min(hard_.commit, last_index());
   if ((ec = wal_->sync())) raise_io(dir_, ec);

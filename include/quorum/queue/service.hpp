@@ -16,6 +16,7 @@
 #include <quorum/queue/registry.hpp>
 #include <quorum/queue/state_machine.hpp>
 #include <quorum/runtime/node.hpp>
+#include <quorum/runtime/waiter.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/associated_executor.hpp>
@@ -126,7 +127,7 @@ class subscription {
   auto async_receive(Token&& token) {
     return boost::asio::async_initiate<Token, void(std::error_code, message)>(
         [this](auto h) {
-          auto w = std::make_unique<waiter_for<decltype(h)>>(std::move(h), executor_);
+          auto w = runtime::make_waiter<message>(std::move(h), executor_);
           if (!state_->ready.empty()) {
             message m = std::move(state_->ready.front());
             state_->ready.pop_front();
@@ -149,26 +150,9 @@ class subscription {
   }
 
  private:
-  struct waiter {
-    virtual ~waiter() = default;
-    virtual void complete(std::error_code ec, message m) = 0;
-  };
-  template <class Handler>
-  struct waiter_for final : waiter {
-    waiter_for(Handler h, boost::asio::any_io_executor ex)
-        : handler(std::move(h)), fallback(std::move(ex)) {}
-    void complete(std::error_code ec, message m) override {
-      auto ex = boost::asio::get_associated_executor(handler, fallback);
-      boost::asio::post(ex, [h = std::move(handler), ec, m = std::move(m)]() mutable {
-        std::move(h)(ec, std::move(m));
-      });
-    }
-    Handler handler;
-    boost::asio::any_io_executor fallback;
-  };
   struct state {
     std::deque<message> ready;
-    std::unique_ptr<waiter> waiting;
+    std::unique_ptr<runtime::waiter<message>> waiting;
     bool closed = false;
   };
   boost::asio::any_io_executor executor_;

@@ -9,6 +9,7 @@
 
 #include <quorum/error.hpp>
 #include <quorum/raft/core.hpp>
+#include <quorum/runtime/waiter.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/associated_executor.hpp>
@@ -288,28 +289,11 @@ class replica {
  private:
   /** A handler waiting for (error, Result), whatever its type. */
   template <class Result>
-  struct waiter {
-    virtual ~waiter() = default;
-    virtual void complete(std::error_code ec, Result result) = 0;
-  };
-  template <class Result, class Handler>
-  struct waiter_for final : waiter<Result> {
-    waiter_for(Handler h, executor_type fallback)
-        : handler(std::move(h)), fallback_executor(std::move(fallback)) {}
-    void complete(std::error_code ec, Result result) override {
-      // The handler runs on its own executor (or the replica's), never inside the strand's
-      // current call.
-      auto ex = boost::asio::get_associated_executor(handler, fallback_executor);
-      boost::asio::post(ex, [h = std::move(handler), ec, r = std::move(result)]() mutable {
-        std::move(h)(ec, std::move(r));
-      });
-    }
-    Handler handler;
-    executor_type fallback_executor;
-  };
+  using waiter = runtime::waiter<Result>;
+
   template <class Result, class Handler>
   std::unique_ptr<waiter<Result>> make_waiter(Handler handler) {
-    return std::make_unique<waiter_for<Result, Handler>>(std::move(handler), strand_);
+    return runtime::make_waiter<Result>(std::move(handler), strand_);
   }
   struct pending_read {
     query_function query;

@@ -171,8 +171,8 @@ class wal_log {
   /** Lets go of kept entries that `keep` does not list (both ascending). */
   void retain_only(std::span<const raft::index_t> keep);
   /** Recovery: orders kept_, keeps the newest copy of each entry, checks it against the
-   *  snapshot's list. */
-  void settle_kept(const std::vector<raft::index_t>& keep);
+   *  snapshot's list (recovery_keep_), then ends recovery. */
+  void settle_kept();
   /** The slot of the `position`-th entry the current snapshot keeps. */
   const slot& kept_at(std::size_t position) const;
   std::size_t kept_total() const noexcept { return kept_.size() + keep_above_.size(); }
@@ -180,8 +180,10 @@ class wal_log {
   std::vector<std::byte> read_record(const slot& s, raft::index_t index) const;
   /** Copies kept entries in segment `seq` to the end of the WAL (see shared_wal::reclaim). */
   std::error_code move_kept_out_of(std::uint64_t seq);
-  /** Bytes of the log's entries (not kept ones) in segment `seq`, and in the whole log. */
-  std::pair<std::uint64_t, std::uint64_t> log_bytes_in(std::uint64_t seq) const;
+  /** True if the log's (not kept) entries start in segment `seq`. */
+  bool log_starts_in(std::uint64_t seq) const;
+  /** True if the log's entries take more than `limit` bytes (counting stops there). */
+  bool log_bytes_beyond(std::uint64_t limit) const;
   /** Copies the whole log (every entry from its start, in order) to the end of the WAL: replay
    *  then reads the copies last, which replace the originals. For small, idle logs. */
   std::error_code move_log();
