@@ -184,9 +184,9 @@ class replica {
    *  snapshot). */
   bool quiesced() const noexcept { return quiesced_.load(); }
 
-  /** True once the replica has stopped and no storage sync of it is in flight: from then on
-   *  nothing new reaches it, and it may be destroyed once its executor has run the handlers
-   *  already queued (a snapshot; any thread). */
+  /** True once the replica has stopped, no storage sync of it is in flight and its tick timer's
+   *  handler has run: from then on nothing of its own reaches it, and it may be destroyed once
+   *  its executor has run the handlers already queued (a snapshot; any thread). */
   bool finished() const noexcept { return finished_.load(); }
 
   /** A message from the transport. */
@@ -325,10 +325,13 @@ class replica {
     ticking_ = true;
     timer_.expires_after(settings_.tick);
     timer_.async_wait(boost::asio::bind_executor(strand_, [this](const auto& ec) {
-      // Cancelled: the replica stopped, and may be gone already. Touch nothing.
-      if (ec) return;
+      // The replica is not finished while this wait is outstanding, so it is still here.
       ticking_ = false;
-      if (stopped_) return;
+      if (stopped_) {
+        settle_finished();
+        return;
+      }
+      if (ec) return;
       core_.tick();
       pump();
     }));
@@ -507,7 +510,7 @@ class replica {
     raft::ready rd = std::move(*in_flight_);
     in_flight_.reset();
     if (stopped_) {
-      finished_ = true;
+      settle_finished();
       return;
     }
     if (ec) {
@@ -652,10 +655,15 @@ class replica {
     if (observer_) observer_(leader, term);
   }
 
+  /** Stopped, with no sync in flight and no tick handler to come: the replica may go. */
+  void settle_finished() {
+    if (stopped_ && !persisting_ && !ticking_) finished_ = true;
+  }
+
   void halt(errc why) {
     stopped_ = true;
-    if (!persisting_) finished_ = true;
     timer_.cancel();
+    settle_finished();
     for (auto& [index, p] : pending_) p.waiting->complete(why, {});
     pending_.clear();
     for (auto& [context, r] : reads_) r.waiting->complete(why, {});
