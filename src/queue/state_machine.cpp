@@ -3,6 +3,7 @@
 #include <quorum/queue/state_machine.hpp>
 
 #include <quorum/detail/assert.hpp>
+#include <quorum/detail/varint.hpp>
 
 #include <algorithm>
 
@@ -29,6 +30,18 @@ class reader {
     in_ = in_.subspan(static_cast<std::size_t>(bytes));
     return v;
   }
+  /** A LEB128 number (detail/varint.hpp). */
+  std::uint64_t varint() {
+    std::size_t at = 0;
+    std::uint64_t v = 0;
+    if (!detail::get_varint(in_, at, v)) {
+      ok_ = false;
+      in_ = {};
+      return 0;
+    }
+    in_ = in_.subspan(at);
+    return v;
+  }
   std::size_t remaining() const { return in_.size(); }
   bool ok() const { return ok_; }
   void fail() { ok_ = false; }
@@ -45,9 +58,10 @@ effects failed(std::error_code ec) {
   out.error = ec;
   return out;
 }
-constexpr std::uint8_t snapshot_version = 2;
-// A message in a snapshot: id, size, priority, failures, flags, expiry, retry time.
-constexpr std::size_t message_bytes = 8 + 4 + 1 + 2 + 1 + 8 + 8;
+constexpr std::uint8_t snapshot_version = 3;
+// A message in a snapshot, at the least: id (the gap from the previous one), size, priority,
+// failures, flags, expiry, retry time; a byte each in LEB128 when small.
+constexpr std::size_t least_message_bytes = 7;
 
 void put_options(std::vector<std::byte>& out, const queue_options& o) {
   put(out, static_cast<std::uint32_t>(o.delivery_limit), 4);
@@ -640,48 +654,51 @@ bool operator==(const state_machine& a, const state_machine& b) {
 }
 
 raft::shared_bytes state_machine::snapshot() const {
+  // Consumers come before the messages, so that a restore places each message as it reads it.
   std::vector<std::byte> out;
   auto put_signed = [&](std::int64_t v) { put(out, static_cast<std::uint64_t>(v), 8); };
+  auto number = [&](std::uint64_t v) { detail::put_varint(out, v); };
   put(out, snapshot_version, 1);
   put_options(out, options_);
   put_signed(now_);
   put_signed(last_used_);
   put(out, expired_ ? 1 : 0, 1);
-  put(out, next_turn_, 8);
-  put(out, arrivals_, 8);
-  put(out, active_, 8);
-  std::uint64_t count = ready_count_ + delayed_.size() + dead_.size();
-  for (const auto& [id, c] : consumers_) count += c.unacked.size();
-  put(out, count, 8);
-  out.reserve(out.size() + count * message_bytes + 1024);
-  for_each_message([&](const message& m, std::int64_t ready_at) {
-    put(out, m.id, 8);
-    put(out, m.size, 4);
-    put(out, m.priority, 1);
-    put(out, m.failed, 2);
-    put(out, m.flags, 1);
-    put_signed(m.expires_at);
-    put_signed(ready_at);
-  });
-  put(out, consumers_.size(), 8);
+  number(next_turn_);
+  number(arrivals_);
+  number(active_);
+  number(consumers_.size());
   for (const auto& [id, c] : consumers_) {
-    put(out, id, 8);
-    put(out, c.prefetch, 4);
+    number(id);
+    number(c.prefetch);
     put(out, static_cast<std::uint32_t>(c.priority), 4);
-    put(out, c.arrival, 8);
+    number(c.arrival);
     put(out, c.attached ? 1 : 0, 1);
-    put(out, c.unacked.size(), 8);
+    number(c.unacked.size());
     for (const auto& [m, h] : c.unacked) {
-      put(out, m, 8);
+      number(m);
       put_signed(h.since);
     }
   }
-  put(out, producers_.size(), 8);
+  number(producers_.size());
   for (const auto& [producer, sequence] : producers_) {
-    put(out, producer, 8);
-    put(out, sequence, 8);
+    number(producer);
+    number(sequence);
   }
-  return raft::shared_bytes(std::span<const std::byte>(out));
+  const std::uint64_t count = live_count();
+  number(count);
+  out.reserve(out.size() + count * (least_message_bytes + 2) + 16);
+  message_id previous = 0;
+  for_each_message([&](const message& m, std::int64_t ready_at) {
+    number(m.id - previous);
+    previous = m.id;
+    number(m.size);
+    put(out, m.priority, 1);
+    number(m.failed);
+    put(out, m.flags, 1);
+    number(static_cast<std::uint64_t>(m.expires_at));
+    number(static_cast<std::uint64_t>(ready_at));
+  });
+  return raft::shared_bytes(std::move(out));
 }
 
 bool state_machine::restore(const raft::shared_bytes& bytes) {
@@ -700,71 +717,71 @@ bool state_machine::restore(const raft::shared_bytes& bytes) {
   s.now_ = get_signed();
   s.last_used_ = get_signed();
   s.expired_ = get_flag();
-  s.next_turn_ = in.number(8);
-  s.arrivals_ = in.number(8);
-  s.active_ = in.number(8);
-  const std::uint64_t count = in.number(8);
-  if (count > in.remaining() / message_bytes) return false;
-  // Messages come by id; where each sits follows from its flags, its retry time and the
-  // consumers that hold it (read after them).
-  std::vector<std::pair<message, std::int64_t>> all;
-  all.reserve(static_cast<std::size_t>(count));
-  for (std::uint64_t i = 0; i < count && in.ok(); ++i) {
-    message m;
-    m.id = in.number(8);
-    m.size = static_cast<std::uint32_t>(in.number(4));
-    m.priority = static_cast<std::uint8_t>(in.number(1));
-    m.failed = static_cast<std::uint16_t>(in.number(2));
-    m.flags = static_cast<std::uint8_t>(in.number(1));
-    m.expires_at = get_signed();
-    const std::int64_t ready_at = get_signed();
-    const bool ordered = all.empty() || all.back().first.id < m.id;
-    const bool dead = (m.flags & flag_dead) != 0;
-    if (m.id == 0 || !ordered || m.priority > max_priority ||
-        (m.flags & ~(flag_delivered | flag_dead | flag_own_ttl)) != 0 ||
-        (dead && m.flags != flag_dead) || ready_at < 0 || m.expires_at < 0) {
-      return false;
-    }
-    all.push_back({m, ready_at});
-  }
-  const std::uint64_t consumers = in.number(8);
-  if (consumers > in.remaining() / 33) return false;
+  s.next_turn_ = in.varint();
+  s.arrivals_ = in.varint();
+  s.active_ = in.varint();
+  const std::uint64_t consumers = in.varint();
+  if (consumers > in.remaining() / 9) return false;
+  // Where each message sits follows from its flags, its retry time and the consumer that
+  // holds it, which come first.
   std::map<message_id, std::pair<consumer*, std::int64_t>> holders;
   for (std::uint64_t i = 0; i < consumers && in.ok(); ++i) {
-    consumer& c = s.consumers_[in.number(8)];
-    c.prefetch = static_cast<std::uint32_t>(in.number(4));
+    consumer& c = s.consumers_[in.varint()];
+    const std::uint64_t prefetch = in.varint();
+    if (prefetch > UINT32_MAX) return false;
+    c.prefetch = static_cast<std::uint32_t>(prefetch);
     c.priority = static_cast<std::int32_t>(static_cast<std::uint32_t>(in.number(4)));
-    c.arrival = in.number(8);
+    c.arrival = in.varint();
     c.attached = get_flag();
-    const std::uint64_t held_count = in.number(8);
-    if (held_count > in.remaining() / 16) return false;
+    const std::uint64_t held_count = in.varint();
+    if (held_count > in.remaining() / 9) return false;
     for (std::uint64_t k = 0; k < held_count; ++k) {
-      const message_id id = in.number(8);
+      const message_id id = in.varint();
       const std::int64_t since = get_signed();
       // Every held message is one consumer's only.
       if (!holders.emplace(id, std::pair(&c, since)).second) return false;
     }
   }
-  const std::uint64_t producers = in.number(8);
-  if (producers > in.remaining() / 16) return false;
-  for (std::uint64_t i = 0; i < producers; ++i) {
-    const std::uint64_t producer = in.number(8);
-    s.producers_[producer] = in.number(8);
+  const std::uint64_t producers = in.varint();
+  if (producers > in.remaining() / 2) return false;
+  for (std::uint64_t i = 0; i < producers && in.ok(); ++i) {
+    const std::uint64_t producer = in.varint();
+    s.producers_[producer] = in.varint();
   }
-  if (!in.ok() || in.remaining() != 0 || s.consumers_.size() != consumers ||
-      s.producers_.size() != producers) {
+  if (!in.ok() || s.consumers_.size() != consumers || s.producers_.size() != producers) {
     return false;
   }
+  const std::uint64_t count = in.varint();
+  if (count > in.remaining() / least_message_bytes) return false;
   std::size_t placed_held = 0;
-  for (const auto& [m, ready_at] : all) {
+  message_id previous = 0;
+  for (std::uint64_t i = 0; i < count && in.ok(); ++i) {
+    message m;
+    const std::uint64_t gap = in.varint();
+    const std::uint64_t size = in.varint();
+    m.priority = static_cast<std::uint8_t>(in.number(1));
+    const std::uint64_t failed = in.varint();
+    m.flags = static_cast<std::uint8_t>(in.number(1));
+    m.expires_at = static_cast<std::int64_t>(in.varint());
+    const auto ready_at = static_cast<std::int64_t>(in.varint());
+    m.id = previous + gap;
+    previous = m.id;
+    m.size = static_cast<std::uint32_t>(size);
+    m.failed = static_cast<std::uint16_t>(failed);
+    const bool dead = (m.flags & flag_dead) != 0;
+    // Ids ascend (so none repeats) and are never 0.
+    if (!in.ok() || gap == 0 || m.id < gap || size > UINT32_MAX || failed > UINT16_MAX ||
+        m.priority > max_priority ||
+        (m.flags & ~(flag_delivered | flag_dead | flag_own_ttl)) != 0 ||
+        (dead && m.flags != flag_dead) || ready_at < 0 || m.expires_at < 0) {
+      return false;
+    }
     if (auto h = holders.find(m.id); h != holders.end()) {
       // Held: delivered, not dead, not waiting to retry.
-      if ((m.flags & flag_delivered) == 0 || (m.flags & flag_dead) != 0 || ready_at != 0) {
-        return false;
-      }
+      if ((m.flags & flag_delivered) == 0 || dead || ready_at != 0) return false;
       h->second.first->unacked.emplace(m.id, held{m, h->second.second});
       ++placed_held;
-    } else if ((m.flags & flag_dead) != 0) {
+    } else if (dead) {
       if (ready_at != 0) return false;
       s.dead_.emplace(m.id, m);
     } else if (ready_at != 0) {
@@ -779,6 +796,7 @@ bool state_machine::restore(const raft::shared_bytes& bytes) {
       if ((m.flags & flag_own_ttl) != 0) s.expiry_.insert({m.expires_at, m.id, m.priority});
     }
   }
+  if (!in.ok() || in.remaining() != 0) return false;
   if (placed_held != holders.size()) return false;  // a consumer holds a message that is not live
   *this = std::move(s);
   return true;

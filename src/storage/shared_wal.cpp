@@ -2,6 +2,7 @@
 #include <quorum/storage/shared_wal.hpp>
 
 #include <quorum/detail/assert.hpp>
+#include <quorum/detail/varint.hpp>
 #include <quorum/error.hpp>
 #include <quorum/storage/crc32c.hpp>
 
@@ -52,25 +53,8 @@ std::uint64_t get(const std::byte* in, int bytes) {
   return value;
 }
 
-void put_varint(std::vector<std::byte>& out, std::uint64_t v) {
-  for (;; v >>= 7) {
-    const auto low = static_cast<std::uint8_t>(v & 0x7f);
-    out.push_back(static_cast<std::byte>(v >= 0x80 ? low | 0x80 : low));
-    if (v < 0x80) return;
-  }
-}
-
-/** Reads a LEB128 value at `at` of `in`, advancing `at`; false if malformed. */
-bool get_varint(std::span<const std::byte> in, std::size_t& at, std::uint64_t& v) {
-  v = 0;
-  for (int shift = 0; shift <= 63; shift += 7) {
-    if (at == in.size()) return false;
-    const auto b = static_cast<std::uint8_t>(in[at++]);
-    v |= static_cast<std::uint64_t>(b & 0x7f) << shift;
-    if ((b & 0x80) == 0) return true;
-  }
-  return false;
-}
+using detail::get_varint;
+using detail::put_varint;
 
 void put_at(std::byte* out, std::uint64_t value, int bytes) {
   for (int i = 0; i < bytes; ++i) out[i] = static_cast<std::byte>(value >> (8 * i));
@@ -740,9 +724,12 @@ std::vector<raft::entry> wal_log::entries(raft::index_t lo, raft::index_t hi,
       ++j;
     }
     const std::string path = wal_->path_of(name_with("seg-", first.segment, 0, ".log"));
-    std::vector<std::byte> buffer(static_cast<std::size_t>(run));
+    // One buffer per run; the entries' payloads are slices of it, not copies.
+    std::byte* fill = nullptr;
+    const raft::shared_bytes buffer =
+        raft::shared_bytes::uninitialized(static_cast<std::size_t>(run), fill);
     std::size_t got = 0;
-    wal_->read(first.segment, first.offset, buffer, got);
+    wal_->read(first.segment, first.offset, std::span<std::byte>(fill, buffer.size()), got);
     std::uint64_t at = 0;
     for (raft::index_t k = i; k < j; ++k) {
       const auto body = record_at(std::span<const std::byte>(buffer.data(), got), at,
@@ -757,7 +744,8 @@ std::vector<raft::entry> wal_log::entries(raft::index_t lo, raft::index_t hi,
       e.type = static_cast<raft::entry_type>(get(body->data() + 9, 1));
       e.term = get(body->data() + 10, 8);
       e.index = k;
-      e.payload = raft::shared_bytes(body->subspan(entry_header));
+      e.payload = buffer.slice(static_cast<std::size_t>(at + frame_bytes + entry_header),
+                               body->size() - entry_header);
       out.push_back(std::move(e));
       at += frame_bytes + body->size();
     }
@@ -813,7 +801,8 @@ const wal_log::stored_snapshot* wal_log::find_snapshot(raft::index_t index) cons
 
 std::vector<std::byte> wal_log::read_blocks(const stored_snapshot& s, std::uint64_t first,
                                             std::uint64_t last) const {
-  // One open and one read for the whole range; each block's checksum is checked.
+  // One open and one read for the whole range; each block's checksum is checked, and its
+  // data moved down over the frames before it, so the buffer read is the one returned.
   const std::uint64_t b = wal_->options_.snapshot_block_bytes;
   const std::uint64_t from = s.data_offset + first * (frame_bytes + b);
   const std::uint64_t data_end = std::min(s.size, (last + 1) * b);
@@ -825,9 +814,8 @@ std::vector<std::byte> wal_log::read_blocks(const stored_snapshot& s, std::uint6
   std::vector<std::byte> buffer(static_cast<std::size_t>(to - from));
   std::size_t got = 0;
   if ((ec = f->read_at(from, buffer, got))) raise_io(s.path, ec);
-  std::vector<std::byte> out;
-  out.reserve(static_cast<std::size_t>(data_end - first * b));
   std::uint64_t at = 0;
+  std::size_t kept = 0;
   for (std::uint64_t block = first; block <= last; ++block) {
     const std::uint64_t length = std::min(b, s.size - block * b);
     const auto body = record_at(std::span<const std::byte>(buffer.data(), got), at, b);
@@ -835,10 +823,12 @@ std::vector<std::byte> wal_log::read_blocks(const stored_snapshot& s, std::uint6
       raise(errc::corruption,
             s.path + " offset " + std::to_string(from + at) + ": damaged snapshot block");
     }
-    out.insert(out.end(), body->begin(), body->end());
+    std::memmove(buffer.data() + kept, body->data(), body->size());
+    kept += body->size();
     at += frame_bytes + length;
   }
-  return out;
+  buffer.resize(kept);
+  return buffer;
 }
 
 raft::snapshot_piece wal_log::read_snapshot(raft::index_t index, std::uint64_t offset,
@@ -913,8 +903,7 @@ raft::shared_bytes wal_log::snapshot_data() const {
   if (!snapshot_) return {};
   if (snapshot_->size == 0) return raft::shared_bytes(std::span<const std::byte>());
   const std::uint64_t b = wal_->options_.snapshot_block_bytes;
-  const auto data = read_blocks(*snapshot_, 0, (snapshot_->size - 1) / b);
-  return raft::shared_bytes(std::span<const std::byte>(data));
+  return raft::shared_bytes(read_blocks(*snapshot_, 0, (snapshot_->size - 1) / b));
 }
 
 // ---- wal_log: writes --------------------------------------------------------------------------

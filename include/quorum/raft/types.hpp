@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cassert>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -43,6 +44,38 @@ class shared_bytes {
       std::memcpy(owned.get(), bytes.data(), size_);
       data_ = std::move(owned);
     }
+  }
+
+  /** Takes `bytes` over without copying them (the buffer keeps the vector alive). */
+  explicit shared_bytes(std::vector<std::byte>&& bytes) : size_(bytes.size()) {
+    if (size_ != 0) {
+      auto owner = std::make_shared<std::vector<std::byte>>(std::move(bytes));
+      data_ = std::shared_ptr<const std::byte[]>(owner, owner->data());
+    }
+  }
+
+  /** A buffer of `size` bytes left unset, for the caller to fill once through `fill` before
+   *  it is shared. */
+  static shared_bytes uninitialized(std::size_t size, std::byte*& fill) {
+    shared_bytes out;
+    out.size_ = size;
+    if (size != 0) {
+      auto owned = std::make_shared_for_overwrite<std::byte[]>(size);
+      fill = owned.get();
+      out.data_ = std::move(owned);
+    } else {
+      fill = nullptr;
+    }
+    return out;
+  }
+
+  /** `n` bytes from `offset`, sharing this buffer (which stays alive while the slice does). */
+  shared_bytes slice(std::size_t offset, std::size_t n) const {
+    assert(offset <= size_ && n <= size_ - offset);
+    shared_bytes out;
+    out.size_ = n;
+    if (n != 0) out.data_ = std::shared_ptr<const std::byte[]>(data_, data_.get() + offset);
+    return out;
   }
 
   /** Copies the characters of `text` into a new shared buffer. */

@@ -3,6 +3,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <string>
+#include <vector>
+
 using namespace quorum::raft;
 
 TEST_CASE("shared bytes share one copy and compare by content", "[raft][types]") {
@@ -13,6 +16,24 @@ TEST_CASE("shared bytes share one copy and compare by content", "[raft][types]")
   CHECK_FALSE(a == shared_bytes("hellp"));
   CHECK(shared_bytes().empty());
   CHECK(a.to_string() == "hello");
+}
+
+TEST_CASE("a slice shares its buffer and outlives the original; a vector is taken over",
+          "[raft][types]") {
+  std::byte* fill = nullptr;
+  shared_bytes whole = shared_bytes::uninitialized(5, fill);
+  REQUIRE(fill != nullptr);
+  for (char c : std::string("hello")) *fill++ = static_cast<std::byte>(c);
+  const shared_bytes ell = whole.slice(1, 3);
+  CHECK(ell.data() == whole.data() + 1);
+  whole = shared_bytes();
+  CHECK(ell.to_string() == "ell");
+  CHECK(ell.slice(3, 0).empty());
+  std::vector<std::byte> v(4, std::byte{'x'});
+  const std::byte* at = v.data();
+  const shared_bytes taken(std::move(v));
+  CHECK(taken.data() == at);
+  CHECK(taken.to_string() == "xxxx");
 }
 
 TEST_CASE("a quorum is a strict majority of voters", "[raft][types]") {
