@@ -303,11 +303,9 @@ class state_machine {
   bool may_receive(const consumer& c) const;
   void deliver(effects& out);
   void hand_over(consumer_id who, consumer& c, message m, effects& out);
+  /** Every live message, by id, with its retry time (0 unless it waits to retry). */
   template <class Visit>
   void visit_live(Visit&& visit) const;
-  /** Every live message, by id, with its retry time (0 unless it waits to retry). */
-  void for_each_message(
-      const std::function<void(const message&, std::int64_t ready_at)>& visit) const;
 
   queue_options options_;
   std::int64_t now_ = 0;
