@@ -38,8 +38,8 @@ using service = queue::service<runtime::local_network>;
 
 struct brokers {
   explicit brokers(const std::string& path, storage::file_log_options wal = {},
-                   raft::index_t snapshots = 4096)
-      : dir(path), wal_options(wal), snapshot_every(snapshots) {
+                   raft::index_t snapshots = 4096, raft::index_t tail = 262'144)
+      : dir(path), wal_options(wal), snapshot_every(snapshots), snapshot_tail(tail) {
     for (raft::node_id id = 1; id <= 3; ++id) open(id);
   }
   ~brokers() {
@@ -65,6 +65,7 @@ struct brokers {
     s.body_cache_bytes = cache_bytes;
     s.consumer_grace = std::chrono::milliseconds(20);
     s.snapshot_every = snapshot_every;
+    s.snapshot_tail = snapshot_tail;
     m.svc = std::make_unique<service>(std::vector<asio::any_io_executor>{ioc.get_executor()},
                                       *m.wal, network, s);
     network.attach_node(id, ioc.get_executor(), [n = m.svc.get()](transport::group_message gm) {
@@ -154,6 +155,7 @@ struct brokers {
   std::string dir;
   storage::file_log_options wal_options;
   raft::index_t snapshot_every;
+  raft::index_t snapshot_tail;
   std::uint64_t sequence = 0;  // of the helper's own producer
   std::uint64_t cache_bytes = std::uint64_t{64} << 20;
   storage::posix_file_system fs;
@@ -554,6 +556,29 @@ TEST_CASE("a coroutine receives a consumer's deliveries as an awaitable stream",
   sub.close();
   REQUIRE(b.run_until([&] { return ended; }));
   CHECK(b.status(1, "stream").counters.unacked == 0);
+}
+
+TEST_CASE("a growing backlog is snapshot at least every snapshot_tail entries",
+          "[queue][service][snapshot]") {
+  // Without the bound, a backlog of 400 would have had its last snapshot near index 256 (each
+  // time it doubled), leaving some 150 entries for a restart to read after it.
+  test::scratch dir("queue_service_snapshot_tail");
+  brokers b(dir.path, {}, 8, 32);
+  REQUIRE_FALSE(b.declare(1, "q"));
+  for (int i = 0; i < 400; ++i) REQUIRE_FALSE(b.publish(1, "q", "backlog").first);
+  const std::uint64_t group = b[1].queues().at(0).group;
+  const raft::node_id leader = b.status(1, "q").leader;
+  REQUIRE(leader != raft::no_node);
+  // The log holds the 400 enqueues and a few leader no-ops; its newest snapshot is near its end.
+  std::uint64_t newest = 0;
+  const std::string g =
+      dir.path + "/node-" + std::to_string(leader) + "/group-" + std::to_string(group);
+  for (const auto& f : std::filesystem::directory_iterator(g)) {
+    const std::string name = f.path().filename().string();
+    if (name.rfind("snap-", 0) == 0)
+      newest = std::max<std::uint64_t>(newest, std::stoull(name.substr(5, 20)));
+  }
+  CHECK(newest >= 400 - 32 - 8);
 }
 
 TEST_CASE("a long-unacknowledged message does not pin a queue's log, and a lagger gets it",

@@ -176,12 +176,16 @@ struct service_settings {
   /** Ticks of every replica (its snapshot_every is not used: see below). */
   runtime::replica_settings replica;
   /** A queue replica takes a snapshot once this many entries, and at least half as many as it
-   *  has live messages, were applied since its last one (0: never): a snapshot's cost grows
-   *  with the live messages, so it stays in proportion to the traffic (a growing backlog
-   *  snapshots each time it has doubled). Its log is then compacted: only the entries of live
-   *  messages stay, so disk use follows the live messages, not the history. The registry takes
-   *  none. */
+   *  has live messages (but no more than snapshot_tail), were applied since its last one (0:
+   *  never): a snapshot's cost grows with the live messages, so it stays in proportion to the
+   *  traffic (a growing backlog snapshots each time it has doubled). Its log is then
+   *  compacted: only the entries of live messages stay, so disk use follows the live messages,
+   *  not the history. The registry takes none. */
   raft::index_t snapshot_every = 4096;
+  /** The most entries a queue replica lets pass between snapshots, whatever its backlog: what a
+   *  restart reads whole after the snapshot (bodies included), so it bounds the restart time
+   *  (0: no bound). */
+  raft::index_t snapshot_tail = 262'144;
   /** Bodies each queue replica keeps in memory, from the head of the queue. */
   std::uint64_t body_cache_bytes = std::uint64_t{64} << 20;
   /** How often the leader of a queue whose rules depend on time (TTLs, queue expiry, consumer
@@ -301,7 +305,11 @@ class service {
     raft::index_t snapshot_interval() const {
       const auto* q = std::get_if<state_machine>(&state_);
       if (q == nullptr || host_->settings_.snapshot_every == 0) return 0;
-      return std::max<raft::index_t>(host_->settings_.snapshot_every, q->live_count() / 2);
+      raft::index_t interval = q->live_count() / 2;
+      if (host_->settings_.snapshot_tail != 0) {
+        interval = std::min(interval, host_->settings_.snapshot_tail);
+      }
+      return std::max(host_->settings_.snapshot_every, interval);
     }
     raft::shared_bytes snapshot() const {
       const auto* q = std::get_if<state_machine>(&state_);
