@@ -18,7 +18,7 @@ TEST_CASE("shared bytes share one copy and compare by content", "[raft][types]")
   CHECK(a.to_string() == "hello");
 }
 
-TEST_CASE("a slice shares its buffer and outlives the original; a vector is taken over",
+TEST_CASE("a slice shares its buffer and outlives the original, and a vector is taken over",
           "[raft][types]") {
   std::byte* fill = nullptr;
   shared_bytes whole = shared_bytes::uninitialized(5, fill);
