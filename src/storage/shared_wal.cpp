@@ -352,7 +352,7 @@ std::error_code shared_wal::sync() {
 }
 
 // A sealed segment's index (seg-N.idx): magic, then one framed body: the segment's size (8),
-// the record count (8), and per record its kind (1), group, body size and fixed fields (by
+// and per record its kind (1), group, body size and fixed fields (by
 // kind: term and index; term, vote and commit; index and term) in LEB128. Opening the WAL
 // replays a sealed segment from it instead of reading every body; the records' own checksums
 // are then checked when they are read. It is written unsynced when the segment is sealed: a
@@ -412,8 +412,8 @@ bool shared_wal::replay_index(std::uint64_t seq) {
   std::uint64_t size = 0;
   if ((ec = f->size(size))) raise_io(seg_path, ec);
   if (size != get(body->data(), 8)) return false;
-  // Checked whole before any of it is replayed (a bad index falls back to reading the
-  // segment), then parsed again to replay.
+  // Parsed and checked whole before any of it is replayed: a bad index falls back to reading
+  // the segment.
   struct item {
     std::uint8_t kind;
     std::uint64_t group;
@@ -433,9 +433,11 @@ bool shared_wal::replay_index(std::uint64_t seq) {
     }
     return true;
   };
+  std::vector<item> items;
+  items.reserve(in.size() / 8);
   std::uint64_t at = magic_bytes;
-  item it{};
   for (std::size_t p = 8; p < in.size();) {
+    item& it = items.emplace_back();
     if (!parse(p, it)) return false;
     at += frame_bytes + it.length;
   }
@@ -445,8 +447,7 @@ bool shared_wal::replay_index(std::uint64_t seq) {
   segments_[seq].indexed = true;
   at = magic_bytes;
   std::byte head[index_head];
-  for (std::size_t p = 8; p < in.size();) {
-    parse(p, it);
+  for (const item& it : items) {
     std::memset(head, 0, sizeof head);
     put_at(head, it.kind, 1);
     put_at(head + 1, it.group, 8);
