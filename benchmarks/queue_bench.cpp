@@ -1,7 +1,7 @@
 // queue_bench: quorum queues end to end, and the memory their metadata takes.
 //
 //   queue_bench [--dir DIR] [--seconds S] [--runs N] [--backlog N,N,...] [--node-backlog N]
-//               [--disk-rounds N] [--quick]
+//               [--disk-rounds N] [--fanout N] [--only SECTION] [--quick]
 //
 // 1. Publish with confirms: three queue::service nodes in one process, each on its own
 //    io_context thread with its own shared WAL (fdatasync on every sync) in DIR on the real
@@ -20,6 +20,11 @@
 //    --disk-rounds rounds of 100,000 messages of 1 KiB are published and consumed; the bytes
 //    of its WAL directory (segments and snapshots) after each round, against the bytes of
 //    messages written so far.
+// 6. Fan-out: each of --fanout messages of 1 KiB goes to K = 10 queues (3 replicas each, the
+//    cluster of 1.), either as one publish to a queue group of the 10 (one log entry) or as
+//    10 publishes to 10 queues of their own, 64 messages in flight. The bytes the process
+//    wrote to storage meanwhile (/proc/self/io write_bytes, all three nodes), and the rate.
+// --only publish|consume|memory|node|disk|fanout runs one section.
 // Medians of --runs runs. Prints a table; the figures in benchmarks/README.md come from here.
 #include <quorum/queue/service.hpp>
 #include <quorum/queue/state_machine.hpp>
@@ -343,6 +348,73 @@ void bounded_disk(const std::string& dir, int rounds, std::uint64_t per_round) {
 /** A one-node service (no body cache) filled with `count` messages of `payload` bytes: the
  *  growth of the resident set per message, and the seconds it takes to open again and report
  *  them all. */
+/** Bytes this process has caused to be written to storage (/proc/self/io). */
+std::uint64_t written_bytes() {
+  std::ifstream io("/proc/self/io");
+  std::string key;
+  std::uint64_t value = 0;
+  while (io >> key >> value) {
+    if (key == "write_bytes:") return value;
+  }
+  throw std::runtime_error("no write_bytes in /proc/self/io");
+}
+
+struct fanout_result {
+  double bytes_per_message = 0;  // written to storage, all nodes, per message sent to K queues
+  double rate = 0;               // messages (each to K queues) per second
+};
+
+/** `count` messages of 1 KiB, each to `k` queues: one fan-out publish to a queue group, or k
+ *  publishes to queues of their own; `window` messages in flight. */
+fanout_result fanout(const std::string& dir, bool grouped, int k, std::uint64_t count, int window) {
+  std::filesystem::remove_all(dir);
+  bench_cluster c(dir, 3);
+  std::vector<std::string> names;
+  for (int i = 0; i < k; ++i) names.push_back(fmt::format("q{}", i));
+  if (grouped) {
+    std::vector<queue::group_member> members;
+    for (const std::string& n : names) members.push_back({n, {}});
+    std::promise<std::error_code> p;
+    c[0].async_declare_group("fan", 3, members, [&](std::error_code ec) { p.set_value(ec); });
+    if (auto ec = p.get_future().get()) throw std::system_error(ec, "declare group");
+  } else {
+    for (const std::string& n : names) c.declare(n, 3);
+  }
+  for (const std::string& n : names) c.leader(n);  // every queue has elected
+  const raft::shared_bytes body(std::string(1024, 'f'));
+  std::atomic<std::uint64_t> issued{0}, finished{0};
+  std::function<void()> issue = [&] {
+    if (issued.fetch_add(1) >= count) return;
+    auto one_done = [&](std::error_code ec, queue::publish_outcome) {
+      if (ec) throw std::system_error(ec, "publish");
+    };
+    if (grouped) {
+      c[0].async_publish_fanout(names, body, {}, [&, one_done](std::error_code ec, auto outcome) {
+        one_done(ec, outcome);
+        ++finished;
+        issue();
+      });
+      return;
+    }
+    auto left = std::make_shared<std::atomic<int>>(k);
+    for (const std::string& n : names) {
+      c[0].async_publish(n, body, {}, [&, one_done, left](std::error_code ec, auto outcome) {
+        one_done(ec, outcome);
+        if (--*left > 0) return;
+        ++finished;
+        issue();
+      });
+    }
+  };
+  const std::uint64_t before = written_bytes();
+  const auto t0 = clock_type::now();
+  for (int w = 0; w < window; ++w) issue();
+  while (finished.load() < count) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  const double wall = std::chrono::duration<double>(clock_type::now() - t0).count();
+  return {static_cast<double>(written_bytes() - before) / static_cast<double>(count),
+          static_cast<double>(count) / wall};
+}
+
 memory_result node_backlog(const std::string& dir, std::uint64_t count, std::size_t payload) {
   std::filesystem::remove_all(dir);
   memory_result r;
@@ -371,6 +443,8 @@ int main(int argc, char** argv) {
   std::vector<std::uint64_t> backlogs{1'000'000, 10'000'000};
   std::uint64_t node_count = 1'000'000;
   int disk_rounds = 5;
+  std::uint64_t fanout_messages = 20'000;
+  std::string only;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -395,41 +469,50 @@ int main(int argc, char** argv) {
       node_count = std::stoull(next());
     } else if (a == "--disk-rounds") {
       disk_rounds = std::stoi(next());
+    } else if (a == "--fanout") {
+      fanout_messages = std::stoull(next());
+    } else if (a == "--only") {
+      only = next();
     } else if (a == "--quick") {
       seconds = 1;
       runs = 1;
       backlogs = {100'000};
       node_count = 20'000;
       disk_rounds = 1;
+      fanout_messages = 1'000;
     } else {
       fmt::print(stderr,
                  "usage: queue_bench [--dir DIR] [--seconds S] [--runs N] "
-                 "[--backlog N,N] [--node-backlog N] [--disk-rounds N] [--quick]\n");
+                 "[--backlog N,N] [--node-backlog N] [--disk-rounds N] [--fanout N] "
+                 "[--only publish|consume|memory|node|disk|fanout] [--quick]\n");
       return 2;
     }
   }
+  auto wanted = [&](const char* section) { return only.empty() || only == section; };
   fmt::print(
       "queue_bench: 3 nodes over TCP loopback, 1 queue x 3 replicas, 1 KiB messages, "
-      "fsync on, medians of {} runs of {} s\n\n",
+      "fsync on, medians of {} runs of {} s\n",
       runs, seconds);
-  fmt::print("{:<34} {:>12} {:>10} {:>10}\n", "publish (confirm: majority)", "msg/s", "p50 us",
-             "p99 us");
-  for (int window : {1, 64, 1024}) {
-    std::vector<double> rate, p50, p99;
-    for (int run = 0; run < runs; ++run) {
-      std::filesystem::remove_all(dir);
-      bench_cluster c(dir, 3);
-      c.declare("bench", 3);
-      const std::size_t leader = c.leader("bench");
-      const publish_result r = publish_for(c, leader, "bench", 1024, window, seconds);
-      rate.push_back(r.rate);
-      p50.push_back(r.p50);
-      p99.push_back(r.p99);
+  if (wanted("publish")) {
+    fmt::print("\n{:<34} {:>12} {:>10} {:>10}\n", "publish (confirm: majority)", "msg/s", "p50 us",
+               "p99 us");
+    for (int window : {1, 64, 1024}) {
+      std::vector<double> rate, p50, p99;
+      for (int run = 0; run < runs; ++run) {
+        std::filesystem::remove_all(dir);
+        bench_cluster c(dir, 3);
+        c.declare("bench", 3);
+        const std::size_t leader = c.leader("bench");
+        const publish_result r = publish_for(c, leader, "bench", 1024, window, seconds);
+        rate.push_back(r.rate);
+        p50.push_back(r.p50);
+        p99.push_back(r.p99);
+      }
+      fmt::print("{:<34} {:>12.0f} {:>10.0f} {:>10.0f}\n", fmt::format("window {}", window),
+                 median(rate), median(p50), median(p99));
     }
-    fmt::print("{:<34} {:>12.0f} {:>10.0f} {:>10.0f}\n", fmt::format("window {}", window),
-               median(rate), median(p50), median(p99));
   }
-  {
+  if (wanted("consume")) {
     std::vector<double> rate;
     const std::uint64_t count = static_cast<std::uint64_t>(20'000 * seconds);
     for (int run = 0; run < runs; ++run) {
@@ -443,24 +526,48 @@ int main(int argc, char** argv) {
     fmt::print("{:<34} {:>12.0f}\n", fmt::format("consume + ack ({} msgs)", count), median(rate));
   }
   std::filesystem::remove_all(dir);
-  fmt::print("\n{:<34} {:>12} {:>12}\n", "backlog (state machine)", "B/message", "restore s");
-  for (std::uint64_t n : backlogs) {
-    const memory_result m = metadata(n);
-    fmt::print("{:<34} {:>12.1f} {:>12.3f}\n", fmt::format("{} x 1 KiB", n), m.bytes_per_message,
-               m.restore_seconds);
+  if (wanted("memory")) {
+    fmt::print("\n{:<34} {:>12} {:>12}\n", "backlog (state machine)", "B/message", "restore s");
+    for (std::uint64_t n : backlogs) {
+      const memory_result m = metadata(n);
+      fmt::print("{:<34} {:>12.1f} {:>12.3f}\n", fmt::format("{} x 1 KiB", n), m.bytes_per_message,
+                 m.restore_seconds);
+    }
   }
-  std::vector<double> per_message, restarts;
-  for (int run = 0; run < runs; ++run) {
-    const memory_result m = node_backlog(dir + "/backlog", node_count, 1024);
-    per_message.push_back(m.bytes_per_message);
-    restarts.push_back(m.restore_seconds);
+  if (wanted("node")) {
+    std::vector<double> per_message, restarts;
+    for (int run = 0; run < runs; ++run) {
+      const memory_result m = node_backlog(dir + "/backlog", node_count, 1024);
+      per_message.push_back(m.bytes_per_message);
+      restarts.push_back(m.restore_seconds);
+    }
+    std::filesystem::remove_all(dir);
+    fmt::print("\n{:<34} {:>12} {:>12}\n", "backlog (one node, WAL + queue)", "B/message",
+               "restart s");
+    fmt::print("{:<34} {:>12.1f} {:>12.3f}\n", fmt::format("{} x 1 KiB", node_count),
+               median(per_message), median(restarts));
   }
-  std::filesystem::remove_all(dir);
-  fmt::print("\n{:<34} {:>12} {:>12}\n", "backlog (one node, WAL + queue)", "B/message",
-             "restart s");
-  fmt::print("{:<34} {:>12.1f} {:>12.3f}\n", fmt::format("{} x 1 KiB", node_count),
-             median(per_message), median(restarts));
-  if (disk_rounds > 0) bounded_disk(dir + "/disk", disk_rounds, 100'000);
+  if (wanted("disk") && disk_rounds > 0) bounded_disk(dir + "/disk", disk_rounds, 100'000);
+  if (wanted("fanout") && fanout_messages > 0) {
+    constexpr int k = 10;
+    fmt::print("\n{:<34} {:>12} {:>12}\n",
+               fmt::format("fan-out, K = {} ({} msgs)", k, fanout_messages), "written B/msg",
+               "msg/s");
+    double ratio[2] = {0, 0};
+    for (bool grouped : {false, true}) {
+      std::vector<double> bytes, rate;
+      for (int run = 0; run < runs; ++run) {
+        const fanout_result r = fanout(dir + "/fanout", grouped, k, fanout_messages, 64);
+        bytes.push_back(r.bytes_per_message);
+        rate.push_back(r.rate);
+      }
+      ratio[grouped ? 1 : 0] = median(bytes);
+      fmt::print("{:<34} {:>12.0f} {:>12.0f}\n",
+                 grouped ? "one queue group of 10" : fmt::format("{} queues of their own", k),
+                 median(bytes), median(rate));
+    }
+    fmt::print("{:<34} {:>12.2f}\n", "bytes ratio (own / group)", ratio[0] / ratio[1]);
+  }
   std::filesystem::remove_all(dir);
   return 0;
 }

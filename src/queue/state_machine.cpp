@@ -51,7 +51,10 @@ class reader {
   bool ok_ = true;
 };
 
+// Version 1 is a queue's own command; version 2 adds the member and fan-out of a queue group
+// (written only when either is set, so a queue of its own writes what it always has).
 constexpr std::uint8_t command_version = 1;
+constexpr std::uint8_t group_command_version = 2;
 
 effects failed(std::error_code ec) {
   effects out;
@@ -107,8 +110,16 @@ queue_options get_options(reader& in) {
   return o;
 }
 
-// The fixed part of an encoded command, before its ids.
+// The fixed part of an encoded command, before its ids (version 1; version 2 puts the member
+// and fan-out before the id count).
 constexpr std::size_t command_header_bytes = 1 + 1 + 8 + 4 + 1 + 4 + 1 + 8 + 8 + 8 + 8 + 4 + 4;
+constexpr std::size_t group_fields_bytes = 1 + 8;
+
+std::size_t header_bytes(std::span<const std::byte> payload) {
+  return !payload.empty() && std::to_integer<std::uint8_t>(payload[0]) == group_command_version
+             ? command_header_bytes + group_fields_bytes
+             : command_header_bytes;
+}
 
 }  // namespace
 
@@ -126,17 +137,19 @@ std::optional<queue_options> decode_options(std::span<const std::byte> bytes) {
 }
 
 std::span<const std::byte> body_of(std::span<const std::byte> payload) {
-  if (payload.size() < command_header_bytes) return {};
-  reader in(payload.subspan(command_header_bytes - 4));
+  const std::size_t header = header_bytes(payload);
+  if (payload.size() < header) return {};
+  reader in(payload.subspan(header - 4));
   const std::uint64_t count = in.number(4);
-  const std::size_t at = command_header_bytes + static_cast<std::size_t>(count) * 8;
+  const std::size_t at = header + static_cast<std::size_t>(count) * 8;
   return count > payload.size() / 8 || at > payload.size() ? std::span<const std::byte>{}
                                                            : payload.subspan(at);
 }
 
 raft::shared_bytes encode(const command& c, std::span<const std::byte> body) {
   std::vector<std::byte> out;
-  put(out, command_version, 1);
+  const bool grouped = c.member != 0 || c.fanout != 0;
+  put(out, grouped ? group_command_version : command_version, 1);
   put(out, static_cast<std::uint8_t>(c.type), 1);
   put(out, c.consumer, 8);
   put(out, c.size, 4);
@@ -148,6 +161,10 @@ raft::shared_bytes encode(const command& c, std::span<const std::byte> body) {
   put(out, c.producer, 8);
   put(out, c.sequence, 8);
   put(out, static_cast<std::uint32_t>(c.consumer_priority), 4);
+  if (grouped) {
+    put(out, c.member, 1);
+    put(out, c.fanout, 8);
+  }
   put(out, c.ids.size(), 4);
   for (message_id id : c.ids) put(out, id, 8);
   out.insert(out.end(), body.begin(), body.end());
@@ -157,7 +174,8 @@ raft::shared_bytes encode(const command& c, std::span<const std::byte> body) {
 std::optional<command> decode(std::span<const std::byte> bytes, std::error_code& ec) {
   reader in(bytes);
   command c;
-  if (in.number(1) != command_version) in.fail();
+  const auto version = in.number(1);
+  if (version != command_version && version != group_command_version) in.fail();
   const auto type = in.number(1);
   if (type < 1 || type > 8) in.fail();
   c.type = static_cast<command::kind>(type);
@@ -175,6 +193,10 @@ std::optional<command> decode(std::span<const std::byte> bytes, std::error_code&
   c.producer = in.number(8);
   c.sequence = in.number(8);
   c.consumer_priority = static_cast<std::int32_t>(static_cast<std::uint32_t>(in.number(4)));
+  if (version == group_command_version) {
+    c.member = static_cast<std::uint8_t>(in.number(1));
+    c.fanout = in.number(8);
+  }
   const std::uint64_t count = in.number(4);
   // The count is checked against the bytes present before anything is reserved. What follows
   // the ids is an enqueue's body, of exactly its size.

@@ -675,3 +675,142 @@ TEST_CASE("a consumer on a member that fell behind a snapshot still gets what it
   for (const queue::message& m : received) REQUIRE_FALSE(b.settle(away, m, settlement::ack));
   CHECK(b.status(leader, "q").counters.unacked == 0);
 }
+
+namespace {
+
+std::error_code declare_group(brokers& b, raft::node_id at, const std::string& group,
+                              const std::vector<std::string>& names, queue::queue_options o = {}) {
+  std::vector<queue::group_member> queues;
+  for (const std::string& n : names) queues.push_back({n, o});
+  return std::get<0>(
+      b.call<>([&](auto h) { b[at].async_declare_group(group, 3, std::move(queues), h); }));
+}
+
+std::pair<std::error_code, queue::publish_outcome> publish_fanout(
+    brokers& b, raft::node_id at, const std::vector<std::string>& queues, const std::string& body) {
+  queue::publish_options o;
+  o.producer = 2'000'000;
+  o.sequence = ++b.sequence;
+  auto [ec, outcome] = b.call<queue::publish_outcome>(
+      [&](auto h) { b[at].async_publish_fanout(queues, raft::shared_bytes(body), o, h); });
+  return {ec, outcome};
+}
+
+}  // namespace
+
+TEST_CASE("a message published once to a queue group reaches each queue it is routed to",
+          "[queue][service][group]") {
+  test::scratch dir("queue_service_group");
+  brokers b(dir.path);
+  REQUIRE_FALSE(b.declare(1, "dead"));
+  queue::queue_options dlx;
+  dlx.dead_letter_target = "dead";
+  dlx.dead_letter = queue::dead_letter_strategy::at_least_once;
+  REQUIRE_FALSE(declare_group(b, 1, "fan", {"a", "b", "c"}, dlx));
+  // Again the same way: nothing; otherwise, or a name taken, a mismatch.
+  CHECK_FALSE(declare_group(b, 2, "fan", {"a", "b", "c"}, dlx));
+  CHECK(declare_group(b, 2, "fan", {"a", "b"}, dlx) == errc::queue_mismatch);
+  CHECK(b.declare(3, "a") == errc::queue_mismatch);
+  CHECK(declare_group(b, 3, "empty", {}) == errc::invalid_options);
+
+  auto [ec, outcome] = publish_fanout(b, 2, {"a", "c"}, "to a and c");
+  REQUIRE_FALSE(ec);
+  CHECK(outcome == queue::publish_outcome::accepted);
+  REQUIRE_FALSE(b.publish(3, "b", "to b alone").first);
+  // Queues of different groups, or a queue of none, take no fan-out.
+  CHECK(publish_fanout(b, 1, {"a", "dead"}, "x").first == errc::invalid_options);
+  CHECK(publish_fanout(b, 1, {"a", "nowhere"}, "x").first == errc::no_queue);
+
+  std::vector<queue::message> received;
+  queue::consumer_options co;
+  co.prefetch = 10;
+  b.consume(3, "a", co, received);
+  REQUIRE(b.run_until([&] { return received.size() == 1; }));
+  CHECK(received[0].queue == "a");
+  CHECK(text(received[0].body) == "to a and c");
+  std::optional<queue::message> from_c = b.get(1, "c");
+  REQUIRE(from_c);
+  CHECK(from_c->id == received[0].id);
+  CHECK(text(from_c->body) == "to a and c");
+  std::optional<queue::message> from_b = b.get(2, "b");
+  REQUIRE(from_b);
+  CHECK(text(from_b->body) == "to b alone");
+  CHECK_FALSE(b.get(2, "b"));
+
+  // Each queue settles on its own: a acks, c rejects (at least once into "dead"), b requeues.
+  REQUIRE_FALSE(b.settle(3, received[0], settlement::ack));
+  REQUIRE_FALSE(b.settle(1, *from_c, settlement::reject));
+  REQUIRE_FALSE(b.settle(2, *from_b, settlement::requeue));
+  CHECK(b.status(1, "a").counters.unacked == 0);
+  CHECK(b.status(2, "b").counters.ready == 1);
+  std::optional<queue::message> dead;
+  REQUIRE(b.run_until([&] {
+    dead = b.get(2, "dead");
+    return dead.has_value();
+  }));
+  CHECK(text(dead->body) == "to a and c");
+  REQUIRE(b.run_until([&] { return b.status(1, "c").counters.dead_lettering == 0; }));
+
+  // A queue of a group is deleted with its group only.
+  CHECK(std::get<0>(b.call<>([&](auto h) { b[1].async_delete("a", h); })) == errc::invalid_options);
+  REQUIRE_FALSE(std::get<0>(b.call<>([&](auto h) { b[2].async_delete("fan", h); })));
+  REQUIRE(b.run_until([&] {
+    for (raft::node_id id = 1; id <= 3; ++id) {
+      if (b[id].queues().size() != 1) return false;
+    }
+    return true;
+  }));
+  CHECK(b.publish(1, "a", "x").first == errc::no_queue);
+}
+
+TEST_CASE("a queue group keeps an entry while any of its queues holds it, across restarts",
+          "[queue][service][group][bounded-disk][restart]") {
+  test::scratch dir("queue_service_group_disk");
+  storage::file_log_options wal;
+  wal.segment_bytes = 64 << 10;
+  brokers b(dir.path, wal, 64);
+  b.cache_bytes = 0;  // every body is read back from the log
+  for (raft::node_id id = 1; id <= 3; ++id) {
+    b.close(id);
+    b.open(id);
+  }
+  REQUIRE_FALSE(declare_group(b, 1, "pair", {"x", "y"}));
+  REQUIRE_FALSE(publish_fanout(b, 1, {"x", "y"}, "the old one").first);
+  // x is done with it at once; y's getter keeps it unacknowledged.
+  std::optional<queue::message> in_x = b.get(2, "x");
+  REQUIRE(in_x);
+  REQUIRE_FALSE(b.settle(2, *in_x, settlement::ack));
+  std::optional<queue::message> in_y = b.get(3, "y");
+  REQUIRE(in_y);
+  // Some 480 KiB go through both queues, one entry each.
+  const std::string kib(1024, 'x');
+  const std::uint64_t group = b[1].queues().at(0).group;
+  for (int round = 0; round < 6; ++round) {
+    for (int i = 0; i < 80; ++i) REQUIRE_FALSE(publish_fanout(b, 1, {"x", "y"}, kib).first);
+    for (const char* q : {"x", "y"}) {
+      REQUIRE_FALSE(std::get<0>(b.call<std::uint64_t>([&](auto h) { b[1].async_purge(q, h); })));
+    }
+  }
+  const auto node_dir = [&](raft::node_id id) { return dir.path + "/node-" + std::to_string(id); };
+  for (raft::node_id id = 1; id <= 3; ++id) {
+    CHECK(has_snapshot(node_dir(id), group));
+    CHECK(wal_bytes(node_dir(id)) < 300 * 1024);
+  }
+  for (raft::node_id id = 1; id <= 3; ++id) b.close(id);
+  for (raft::node_id id = 1; id <= 3; ++id) b.open(id);
+  REQUIRE(b.run_until([&] { return b[1].queues().size() == 2; }));
+  // The getter was node 3's earlier life: its message returns to y, and only to y.
+  queue::queue_status counters;
+  for (int i = 0; i < 200; ++i) {
+    counters = b.status(1, "y").counters;
+    if (counters.unacked == 0) break;
+    b.ioc.run_for(std::chrono::milliseconds(5));
+  }
+  CHECK(counters.ready == 1);
+  std::optional<queue::message> again = b.get(2, "y");
+  REQUIRE(again);
+  CHECK(again->id == in_y->id);
+  CHECK(text(again->body) == "the old one");
+  CHECK(again->redelivered);
+  CHECK(b.status(1, "x").counters.ready == 0);
+}

@@ -1,9 +1,11 @@
 // The quorum queue service of one node: the client API over a runtime::node. Every node of a
 // cluster runs one service with the same cluster list. Group 1 is the registry of declared
 // queues, replicated on every node; each queue is its own Raft group on `replicas` of the
-// nodes, running queue::state_machine. Any node takes any call: a node that holds a replica
-// of the queue submits through it (forwarded to the leader if need be, replica::async_submit);
-// a node that holds none answers errc::no_replica, and status() names the members to use.
+// nodes, running queue::state_machine, or shares one with the other queues of its queue group
+// (queue/group.hpp: a message for several of them is one entry). Any node takes any call: a node
+// that holds a replica of the queue submits through it (forwarded to the leader if need be,
+// replica::async_submit); a node that holds none answers errc::no_replica, and status() names the
+// members to use.
 //
 // Message bodies travel in the enqueue entries and stay in the queue's log; each replica keeps
 // a bounded cache of bodies (the head of the queue) and reads the rest back from its log.
@@ -13,6 +15,7 @@
 #pragma once
 
 #include <quorum/error.hpp>
+#include <quorum/queue/group.hpp>
 #include <quorum/queue/registry.hpp>
 #include <quorum/queue/state_machine.hpp>
 #include <quorum/runtime/node.hpp>
@@ -268,42 +271,56 @@ inline raft::node_id node_of(consumer_id c) {
 template <runtime::message_transport Transport>
 class service {
  public:
-  /** The state machine of one Raft group: the registry (group 1) or a queue. */
+  /** The state machine of one Raft group: the registry (group 1), a queue, or a queue group
+   *  (its queues in member order). */
   class group_machine {
    public:
     group_machine(service& host, class registry r) : host_(&host), state_(std::move(r)) {}
-    group_machine(service& host, std::uint64_t group, std::string name, queue_options options)
-        : host_(&host), group_(group), name_(std::move(name)), state_(state_machine(options)) {}
+    /** The queues of one Raft group: one of its own, or every queue of a queue group. */
+    group_machine(service& host, const std::vector<queue_record>& queues)
+        : host_(&host), group_(queues.front().group), state_(queue_group_of(queues)) {
+      for (const queue_record& q : queues) names_.push_back(q.name);
+    }
 
     std::string apply(const raft::entry& e) {
       if (auto* r = std::get_if<class registry>(&state_)) {
-        queue_record record;
-        const registry_result result = r->apply(e, record);
-        host_->registry_applied(result, record);
+        std::vector<queue_record> records;
+        const registry_result result = r->apply(e, records);
+        host_->registry_applied(result, records);
         return std::string(1, static_cast<char>(result));
       }
-      auto& q = std::get<state_machine>(state_);
+      auto& q = std::get<queue_group>(state_);
       std::error_code ec;
       const std::optional<command> c = decode(e.payload.bytes(), ec);
-      effects fx = c ? q.apply(e.index, *c) : effects{};
-      if (!c) fx.error = ec;
-      if (c && c->type == command::kind::enqueue && fx.published == effects::publish::accepted) {
-        cache(e.index, body_of(e.payload.bytes()));
+      group_effects fx = c ? q.apply(e.index, *c) : group_effects{};
+      if (!c) fx.answer.error = ec;
+      if (c && c->type == command::kind::enqueue) {
+        std::uint32_t holders = 0;
+        for (const member_effects& m : fx.members) {
+          if (m.fx.published == effects::publish::accepted) ++holders;
+        }
+        if (holders > 0) cache(e.index, body_of(e.payload.bytes()), holders);
       }
-      host_->queue_applied(*this, e.term, c ? &*c : nullptr, fx);  // may read leaving bodies
-      for (const removed& gone : fx.removals) uncache(gone.id);
-      return detail::encode_answer(fx, c && c->type == command::kind::get ? c->consumer : 0);
+      for (const member_effects& m : fx.members) {
+        host_->queue_applied(*this, m.member, e.term, &*c, m.fx);  // may read leaving bodies
+        for (const removed& gone : m.fx.removals) uncache(gone.id);
+      }
+      return detail::encode_answer(fx.answer, c && c->type == command::kind::get ? c->consumer : 0);
     }
 
-    const state_machine& queue() const { return std::get<state_machine>(state_); }
+    /** Queue `member` of the group (0: a queue of its own). */
+    const state_machine& queue(std::size_t member = 0) const {
+      return std::get<queue_group>(state_).member(member);
+    }
+    std::size_t size() const { return std::get<queue_group>(state_).size(); }
 
     // ---- runtime::keeping_machine (the registry takes no snapshots) ----
     std::vector<raft::index_t> kept_entries() const {
-      const auto* q = std::get_if<state_machine>(&state_);
+      const auto* q = std::get_if<queue_group>(&state_);
       return q != nullptr ? q->live_ids() : std::vector<raft::index_t>{};
     }
     raft::index_t snapshot_interval() const {
-      const auto* q = std::get_if<state_machine>(&state_);
+      const auto* q = std::get_if<queue_group>(&state_);
       if (q == nullptr || host_->settings_.snapshot_every == 0) return 0;
       raft::index_t interval = q->live_count() / 2;
       if (host_->settings_.snapshot_tail != 0) {
@@ -312,11 +329,11 @@ class service {
       return std::max(host_->settings_.snapshot_every, interval);
     }
     raft::shared_bytes snapshot() const {
-      const auto* q = std::get_if<state_machine>(&state_);
+      const auto* q = std::get_if<queue_group>(&state_);
       return q != nullptr ? q->snapshot() : raft::shared_bytes();
     }
     bool restore(const raft::shared_bytes& data) {
-      auto* q = std::get_if<state_machine>(&state_);
+      auto* q = std::get_if<queue_group>(&state_);
       if (q == nullptr || !q->restore(data)) return false;
       bodies_.clear();
       cached_bytes_ = 0;
@@ -328,37 +345,50 @@ class service {
      *  leader proposed the entries of a term. On the group's strand. */
     raft::term_t led_term() const noexcept { return led_term_; }
     void led(raft::term_t term) noexcept { led_term_ = term; }
-    const std::string& name() const noexcept { return name_; }
+    /** The name of queue `member`. */
+    const std::string& name(std::size_t member = 0) const { return names_.at(member); }
     std::uint64_t group() const noexcept { return group_; }
 
     /** The body of live message `id`: from the cache, or read back from the log (nothing if
      *  it cannot be read: damage). */
     std::optional<raft::shared_bytes> body(message_id id) const {
-      if (auto it = bodies_.find(id); it != bodies_.end()) return it->second;
+      if (auto it = bodies_.find(id); it != bodies_.end()) return it->second.bytes;
       std::optional<raft::entry> e = host_->node_.read_entry(group_, id);
       if (!e) return std::nullopt;
       return raft::shared_bytes(body_of(e->payload.bytes()));
     }
 
    private:
-    void cache(message_id id, std::span<const std::byte> body) {
+    /** A cached body, and how many of the group's queues still hold its message. */
+    struct cached {
+      raft::shared_bytes bytes;
+      std::uint32_t holders = 0;
+    };
+
+    static queue_group queue_group_of(const std::vector<queue_record>& queues) {
+      std::vector<queue_options> options;
+      for (const queue_record& q : queues) options.push_back(q.options);
+      return queue_group(std::move(options), queues.front().queue_group.empty());
+    }
+    void cache(message_id id, std::span<const std::byte> body, std::uint32_t holders) {
       // The cache holds the head of the queue: a message that does not fit waits in the log.
       if (cached_bytes_ + body.size() > host_->settings_.body_cache_bytes) return;
       cached_bytes_ += body.size();
-      bodies_.emplace(id, raft::shared_bytes(body));
+      bodies_.emplace(id, cached{raft::shared_bytes(body), holders});
     }
+    /** One queue let message `id` go: the body leaves the cache with the last one. */
     void uncache(message_id id) {
       auto it = bodies_.find(id);
-      if (it == bodies_.end()) return;
-      cached_bytes_ -= it->second.size();
+      if (it == bodies_.end() || --it->second.holders > 0) return;
+      cached_bytes_ -= it->second.bytes.size();
       bodies_.erase(it);
     }
 
     service* host_;
     std::uint64_t group_ = registry_group;
-    std::string name_;
-    std::variant<class registry, state_machine> state_;
-    std::map<message_id, raft::shared_bytes> bodies_;
+    std::vector<std::string> names_;
+    std::variant<class registry, queue_group> state_;
+    std::map<message_id, cached> bodies_;
     std::uint64_t cached_bytes_ = 0;
     raft::term_t led_term_ = 0;
   };
@@ -436,17 +466,53 @@ class service {
               options.replicas > settings_.cluster.size()) {
             return done(make_error_code(errc::invalid_options));
           }
-          registry_command c{registry_command::kind::declare, std::move(name), options.replicas,
-                             options.queue};
+          registry_command c;
+          c.name = std::move(name);
+          c.replicas = options.replicas;
+          c.options = options.queue;
           submit_registry(encode(c), [done](std::error_code ec) mutable { done(ec); });
         });
   }
 
-  /** Deletes queue `name` and its messages; errc::no_queue if it is not declared. */
+  /**
+   * Declares queue group `group`: queues that share one Raft group on `replicas` nodes, so that
+   * async_publish_fanout writes a message for several of them once (one log entry, one body).
+   * Each queue is used by its name like any other (consume, get, settle, purge, status,
+   * publish to it alone); the group is deleted as a whole. Declaring it again the same way
+   * does nothing; otherwise errc::queue_mismatch, also if a name is taken by another queue or
+   * group. errc::invalid_options for 0 or more than 64 queues, a name used twice, a queue
+   * with expires_ms (a group's queues do not expire one by one), or a bad replica count.
+   */
+  template <class Token>
+  auto async_declare_group(std::string group, std::uint32_t replicas,
+                           std::vector<group_member> queues, Token&& token) {
+    return start_op<>(std::forward<Token>(token), [this, group = std::move(group), replicas,
+                                                   queues = std::move(queues)](auto done) mutable {
+      const bool named = std::all_of(queues.begin(), queues.end(), [](const group_member& q) {
+        return !q.name.empty() && q.name.size() <= 255;
+      });
+      if (group.empty() || group.size() > 255 || !named || queues.empty() ||
+          queues.size() > max_group_members || replicas == 0 ||
+          replicas > settings_.cluster.size()) {
+        return done(make_error_code(errc::invalid_options));
+      }
+      registry_command c;
+      c.type = registry_command::kind::declare_group;
+      c.name = std::move(group);
+      c.replicas = replicas;
+      c.queues = std::move(queues);
+      submit_registry(encode(c), [done](std::error_code ec) mutable { done(ec); });
+    });
+  }
+
+  /** Deletes queue `name` and its messages, or queue group `name` and all its queues;
+   *  errc::no_queue if it is not declared, errc::invalid_options for one queue of a group. */
   template <class Token>
   auto async_delete(std::string name, Token&& token) {
     return start_op<>(std::forward<Token>(token), [this, name = std::move(name)](auto done) {
-      registry_command c{registry_command::kind::remove, name, 0, {}};
+      registry_command c;
+      c.type = registry_command::kind::remove;
+      c.name = name;
       submit_registry(encode(c), [done](std::error_code ec) mutable { done(ec); });
     });
   }
@@ -462,8 +528,44 @@ class service {
               body.size() > std::uint32_t{0xffffffff}) {
             return done(make_error_code(errc::invalid_options), publish_outcome::sent);
           }
-          publish_attempt(std::move(name), std::move(body), options, 0, false, std::move(done));
+          publish_attempt(std::move(name), std::move(body), options, 0, 0, false, std::move(done));
         });
+  }
+
+  /**
+   * Publishes `body` once to several queues of one queue group (async_declare_group): one log
+   * entry and one body, which each of them delivers and settles on its own. With ack majority
+   * it completes accepted once every one of them has it, rejected if any refused it by its
+   * length limit (the others keep it, as a broker routing to several queues does), duplicate
+   * if every one had it already. errc::invalid_options if the queues are not all of one group.
+   */
+  template <class Token>
+  auto async_publish_fanout(std::vector<std::string> queues, raft::shared_bytes body,
+                            publish_options options, Token&& token) {
+    return start_op<publish_outcome>(std::forward<Token>(token), [this, queues = std::move(queues),
+                                                                  body = std::move(body),
+                                                                  options](auto done) mutable {
+      if (queues.empty() || options.priority > max_priority || options.ttl_ms < 0 ||
+          body.size() > std::uint32_t{0xffffffff}) {
+        return done(make_error_code(errc::invalid_options), publish_outcome::sent);
+      }
+      std::string first = queues.front();
+      resolve(first, [this, queues = std::move(queues), body = std::move(body), options,
+                      done](std::optional<queue_record> record) mutable {
+        if (!record) return done(make_error_code(errc::no_queue), publish_outcome::sent);
+        std::uint64_t fanout = 0;
+        for (const std::string& name : queues) {
+          // The first lookup brought the registry here up to date.
+          std::optional<queue_record> q = lookup(name);
+          if (!q) return done(make_error_code(errc::no_queue), publish_outcome::sent);
+          if (q->group != record->group || q->queue_group.empty()) {
+            return done(make_error_code(errc::invalid_options), publish_outcome::sent);
+          }
+          fanout |= std::uint64_t{1} << q->member;
+        }
+        publish_attempt(record->name, std::move(body), options, fanout, 0, false, std::move(done));
+      });
+    });
   }
 
   /**
@@ -608,7 +710,7 @@ class service {
             info.members = record->members;
             auto* r = node_.find(record->group);
             if (r == nullptr) return done(make_error_code(errc::no_replica), info);
-            read_status(r, info, 0, std::move(done));
+            read_status(r, record->member, info, 0, std::move(done));
           });
         });
   }
@@ -723,22 +825,23 @@ class service {
    *  that safe, and a "duplicate" answer then means the earlier attempt made it. */
   template <class Done>
   void publish_attempt(std::string name, raft::shared_bytes body, publish_options options,
-                       int attempt, bool unsure, Done done) {
+                       std::uint64_t fanout, int attempt, bool unsure, Done done) {
     command c;
     c.type = command::kind::enqueue;
+    c.fanout = fanout;
     c.size = static_cast<std::uint32_t>(body.size());
     c.priority = options.priority;
     c.ttl_ms = options.ttl_ms;
     c.producer = options.producer;
     c.sequence = options.sequence;
-    submit_queue(name, c, body.bytes(), options.ack, 0,
-                 [this, name, body, options, attempt, unsure, done](
+    submit_queue(name, c, body, options.ack, 0,
+                 [this, name, body, options, fanout, attempt, unsure, done](
                      std::error_code ec, detail::queue_answer a) mutable {
                    if (ec == errc::outcome_unknown && options.producer != 0 &&
                        attempt < settings_.retries && !stopping_) {
-                     return later([this, name, body, options, attempt, done]() mutable {
-                       publish_attempt(std::move(name), std::move(body), options, attempt + 1, true,
-                                       std::move(done));
+                     return later([this, name, body, options, fanout, attempt, done]() mutable {
+                       publish_attempt(std::move(name), std::move(body), options, fanout,
+                                       attempt + 1, true, std::move(done));
                      });
                    }
                    if (ec || options.ack != runtime::ack_level::majority) {
@@ -765,17 +868,17 @@ class service {
 
   /** A linearizable read of a queue's counters, retried while no leader confirms it. */
   template <class Done>
-  void read_status(replica_type* r, queue_info info, int attempt, Done done) {
+  void read_status(replica_type* r, std::uint8_t member, queue_info info, int attempt, Done done) {
     auto counters = std::make_shared<queue_status>();
     r->async_read(
-        [counters](const group_machine& m) {
-          *counters = m.queue().status();
+        [counters, member](const group_machine& m) {
+          *counters = m.queue(member).status();
           return std::string();
         },
-        [this, done, info, counters, r, attempt](std::error_code ec, std::string) mutable {
+        [this, done, info, counters, r, member, attempt](std::error_code ec, std::string) mutable {
           if (ec == errc::read_not_confirmed && attempt < settings_.retries && !stopping_) {
-            return later([this, r, info, attempt, done]() mutable {
-              read_status(r, info, attempt + 1, std::move(done));
+            return later([this, r, member, info, attempt, done]() mutable {
+              read_status(r, member, info, attempt + 1, std::move(done));
             });
           }
           info.counters = *counters;
@@ -833,14 +936,16 @@ class service {
   }
 
   template <class Done>
-  void submit_queue(const std::string& name, command c, std::span<const std::byte> body,
+  void submit_queue(const std::string& name, command c, raft::shared_bytes body,
                     runtime::ack_level level, consumer_id getter, Done done) {
     c.time = wall_ms();
-    resolve(name, [this, bytes = encode(c, body), level, getter,
+    resolve(name, [this, c, body = std::move(body), level, getter,
                    done](std::optional<queue_record> record) mutable {
       if (!record) return done(make_error_code(errc::no_queue), detail::queue_answer{});
       replica_type* r = node_.find(record->group);
       if (r == nullptr) return done(make_error_code(errc::no_replica), detail::queue_answer{});
+      c.member = record->member;
+      raft::shared_bytes bytes = encode(c, body.bytes());
       submit_with_retry(r, std::move(bytes), level, 0,
                         [done, getter](std::error_code ec, std::string result) mutable {
                           detail::queue_answer a;
@@ -873,20 +978,22 @@ class service {
     return r ? r->group : 0;
   }
 
-  /** On the registry's strand, on every node, in log order. */
-  void registry_applied(registry_result result, const queue_record& record) {
+  /** On the registry's strand, on every node, in log order. `records`: a queue, or every
+   *  queue of a group. */
+  void registry_applied(registry_result result, const std::vector<queue_record>& records) {
+    if (records.empty()) return;
+    const queue_record& record = records.front();
     const bool here = std::find(record.members.begin(), record.members.end(), settings_.self) !=
                       record.members.end();
     if (result == registry_result::created) {
       {
         std::lock_guard lock(mutex_);
-        declared_[record.name] = record;
+        for (const queue_record& q : records) declared_[q.name] = q;
       }
       if (here && node_.find(record.group) == nullptr) {
         raft::membership members;
         members.voters = record.members;
-        auto machine =
-            std::make_unique<group_machine>(*this, record.group, record.name, record.options);
+        auto machine = std::make_unique<group_machine>(*this, records);
         group_machine* m = machine.get();
         replica_type& r = node_.add_group(record.group, members, std::move(machine));
         r.on_leadership([this, m](raft::node_id leader, raft::term_t term) {
@@ -897,12 +1004,14 @@ class service {
       }
     } else if (result == registry_result::removed) {
       std::vector<local_consumer> gone;
+      std::set<std::string> names;
+      for (const queue_record& q : records) names.insert(q.name);
       {
         std::lock_guard lock(mutex_);
-        declared_.erase(record.name);
+        for (const std::string& name : names) declared_.erase(name);
         machines_.erase(record.group);
         for (auto it = consumers_.begin(); it != consumers_.end();) {
-          if (it->second.queue != record.name) {
+          if (!names.contains(it->second.queue)) {
             ++it;
             continue;
           }
@@ -923,16 +1032,20 @@ class service {
    *  deliveries in the entries it skipped never reached this node's consumers, so each gets
    *  again what it holds. */
   void queue_restored(const group_machine& m) {
-    effects fx;
-    for (consumer_id c : m.queue().consumers()) {
-      if (detail::node_of(c) != settings_.self) continue;
-      for (const delivery& d : m.queue().held_by(c)) fx.deliveries.push_back(d);
+    for (std::size_t member = 0; member < m.size(); ++member) {
+      effects fx;
+      for (consumer_id c : m.queue(member).consumers()) {
+        if (detail::node_of(c) != settings_.self) continue;
+        for (const delivery& d : m.queue(member).held_by(c)) fx.deliveries.push_back(d);
+      }
+      if (!fx.deliveries.empty()) {
+        queue_applied(m, static_cast<std::uint8_t>(member), 0, nullptr, fx);
+      }
     }
-    if (!fx.deliveries.empty()) queue_applied(m, 0, nullptr, fx);
   }
 
-  void queue_applied(const group_machine& m, raft::term_t term, const command* c,
-                     const effects& fx) {
+  void queue_applied(const group_machine& m, std::uint8_t member, raft::term_t term,
+                     const command* c, const effects& fx) {
     if (c != nullptr && c->type == command::kind::detach && !fx.error &&
         detail::node_of(c->consumer) == settings_.self) {
       // Detached by someone else (a leader after this node was lost): tell the consumer.
@@ -962,7 +1075,7 @@ class service {
         continue;
       }
       message out;
-      out.queue = m.name();
+      out.queue = m.name(member);
       out.consumer = d.consumer;
       out.id = d.id;
       out.body = std::move(*body);
@@ -976,7 +1089,7 @@ class service {
     // replaying its log after a restart. If that leader fails first, the clock's resume takes
     // over for at-least-once dead letters; at most once, they are lost, as that allows.
     if (term == 0 || m.led_term() != term) return;
-    const queue_options& o = m.queue().options();
+    const queue_options& o = m.queue(member).options();
     if (!o.dead_letter_target.empty()) {
       for (const removed& gone : fx.removals) {
         if (gone.why != removal::dead_lettered) continue;
@@ -997,13 +1110,13 @@ class service {
       for (message_id id : fx.dead_letters) {
         std::optional<raft::shared_bytes> body = m.body(id);
         if (body) {
-          hand_over(m.group(), m.name(), o, id, std::move(*body));
+          hand_over(m.group(), m.name(member), o, id, std::move(*body));
         } else {
           ++unreadable_bodies_;  // it stays pending: the hand-over is retried, never empty
         }
       }
     }
-    if (fx.queue_expired) async_delete(m.name(), [](std::error_code) {});
+    if (fx.queue_expired) async_delete(m.name(member), [](std::error_code) {});
   }
 
   /** At least once: publishes dead letter `id` to the target with a majority confirm, then
@@ -1013,23 +1126,25 @@ class service {
                  message_id id, raft::shared_bytes body) {
     {
       std::lock_guard lock(mutex_);
-      if (!handing_over_[group].insert(id).second) return;  // under way already
+      if (!handing_over_[{group, source}].insert(id).second) return;  // under way already
     }
     async_publish(o.dead_letter_target, std::move(body), publish_options{},
                   [this, group, source, id](std::error_code ec, publish_outcome outcome) {
-                    if (ec || outcome == publish_outcome::rejected) return handed_over(group, id);
+                    if (ec || outcome == publish_outcome::rejected) {
+                      return handed_over(group, source, id);
+                    }
                     command c;
                     c.type = command::kind::dead_lettered;
                     c.ids = {id};
                     submit_queue(source, c, {}, runtime::ack_level::majority, 0,
-                                 [this, group, id](std::error_code, detail::queue_answer) {
-                                   handed_over(group, id);
+                                 [this, group, source, id](std::error_code, detail::queue_answer) {
+                                   handed_over(group, source, id);
                                  });
                   });
   }
-  void handed_over(std::uint64_t group, message_id id) {
+  void handed_over(std::uint64_t group, const std::string& source, message_id id) {
     std::lock_guard lock(mutex_);
-    handing_over_[group].erase(id);
+    handing_over_[{group, source}].erase(id);
   }
 
   /** Detaches, through queue `q`'s replica here, every consumer it lists for which `doomed`
@@ -1043,8 +1158,8 @@ class service {
       if (it == machines_.end()) return;
       m = it->second;
     }
-    boost::asio::post(r->get_executor(), [this, m, name = q.name, doomed] {
-      for (consumer_id id : m->queue().consumers()) {
+    boost::asio::post(r->get_executor(), [this, m, name = q.name, member = q.member, doomed] {
+      for (consumer_id id : m->queue(member).consumers()) {
         if (!doomed(id)) continue;
         {
           std::lock_guard lock(mutex_);
@@ -1083,8 +1198,8 @@ class service {
     };
     auto found = std::make_shared<pending>();
     r->async_read(
-        [found](const group_machine& m) {
-          for (message_id id : m.queue().dead_letters()) {
+        [found, member = q.member](const group_machine& m) {
+          for (message_id id : m.queue(member).dead_letters()) {
             found->ids.push_back(id);
             found->bodies.push_back(m.body(id));
           }
@@ -1114,6 +1229,7 @@ class service {
         clock_running_ = false;
         return;
       }
+      std::set<std::uint64_t> ticked;  // a tick reaches every queue of a group
       for (const queue_record& q : queues()) {
         const queue_options& o = q.options;
         const bool time_based = o.message_ttl_ms != 0 || o.expires_ms != 0 ||
@@ -1134,7 +1250,7 @@ class service {
         if (o.dead_letter == dead_letter_strategy::at_least_once && !o.dead_letter_target.empty()) {
           resume_dead_letters(q, r);
         }
-        if (!time_based) continue;
+        if (!time_based || !ticked.insert(q.group).second) continue;
         command c;
         c.type = command::kind::tick;
         c.time = wall_ms();
@@ -1156,9 +1272,10 @@ class service {
   mutable std::mutex mutex_;
   std::map<std::string, queue_record> declared_;
   std::map<consumer_id, local_consumer> consumers_;
-  std::map<std::uint64_t, std::set<message_id>> handing_over_;  // group -> dead letters
-  std::map<std::uint64_t, group_machine*> machines_;            // the queues held here
-  std::set<consumer_id> releasing_;  // consumers being detached by this node
+  // (group, source queue) -> dead letters
+  std::map<std::pair<std::uint64_t, std::string>, std::set<message_id>> handing_over_;
+  std::map<std::uint64_t, group_machine*> machines_;  // the queues held here
+  std::set<consumer_id> releasing_;                   // consumers being detached by this node
   std::map<raft::node_id, std::chrono::steady_clock::time_point> lost_since_;
   std::atomic<std::size_t> lost_count_{0};
   std::atomic<std::uint64_t> dead_letters_lost_{0};

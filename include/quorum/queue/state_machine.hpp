@@ -133,6 +133,12 @@ struct command {
   std::uint64_t sequence = 0;
   /** Attach: the consumer's priority (higher is served first). */
   std::int32_t consumer_priority = 0;
+  /** In a queue group (queue_group): the member queue the command is for (0 for a queue of
+   *  its own). A tick is for every member. */
+  std::uint8_t member = 0;
+  /** In a queue group, an enqueue for several members: one bit per member (bit i: member i),
+   *  one log entry and one body for all of them; 0: for `member` only. */
+  std::uint64_t fanout = 0;
 
   friend bool operator==(const command&, const command&) = default;
 };
