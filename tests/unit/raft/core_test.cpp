@@ -883,6 +883,27 @@ TEST_CASE("step refuses misaddressed and malformed messages and changes nothing"
   CHECK(c[2].log().last_index() == last);
 }
 
+TEST_CASE("a sole voter campaigns at its first tick, and a voter among others waits its timeout",
+          "[raft][election]") {
+  test_cluster alone(1);
+  alone.tick(1);
+  alone.process(1);
+  CHECK(alone[1].current_role() == role::leader);
+  // Restarted, it leads again at once, in a new term.
+  const term_t before = alone[1].term();
+  alone.stop(1);
+  alone.start(1);
+  alone.tick(1);
+  alone.process(1);
+  CHECK(alone[1].current_role() == role::leader);
+  CHECK(alone[1].term() > before);
+  // With three voters, one tick is far from an election timeout.
+  test_cluster three(3);
+  three.tick(1);
+  three.process(1);
+  CHECK(three[1].current_role() == role::follower);
+}
+
 TEST_CASE("invalid options are refused with an error that names the field", "[raft][options]") {
   memory_storage s({{1}});
   raft::options o = test_options(1);

@@ -56,7 +56,13 @@ void core<Storage>::tick() {
 template <log_storage Storage>
 void core<Storage>::tick_election() {
   ++election_elapsed_;
-  if (election_elapsed_ >= randomized_timeout_ && promotable()) {
+  // A sole voter waits for nobody: no other node can lead its group, so it campaigns at its
+  // first tick instead of after an election timeout (a restarted one-replica group serves at
+  // once). Timeouts are for liveness only, so this changes nothing about safety.
+  const bool alone = !members_.joint() && members_.voters.size() == 1 &&
+                     members_.voters.front() == opts_.id && role_ != role::candidate &&
+                     role_ != role::pre_candidate;
+  if ((election_elapsed_ >= randomized_timeout_ || alone) && promotable()) {
     election_elapsed_ = 0;
     campaign();
   }
