@@ -1,7 +1,8 @@
 // queue_bench: quorum queues end to end, and the memory their metadata takes.
 //
 //   queue_bench [--dir DIR] [--seconds S] [--runs N] [--backlog N,N,...] [--node-backlog N]
-//               [--disk-rounds N] [--fanout N] [--only SECTION] [--quick]
+//               [--disk-rounds N] [--fanout N] [--only SECTION] [--node-dir DIR]
+//               [--restart-only] [--quick]
 //
 // 1. Publish with confirms: three queue::service nodes in one process, each on its own
 //    io_context thread with its own shared WAL (fdatasync on every sync) in DIR on the real
@@ -16,6 +17,8 @@
 // 4. A whole node: a one-node service (no body cache) is filled with N messages; the growth of
 //    its resident set per message (WAL index + queue metadata), then the time to close it, open
 //    it again and see its queue report all N (WAL replay and the queue's log applied again).
+//    --node-dir DIR keeps the node there; --restart-only then measures restarts of what a
+//    run left there (each run one restart), without filling it again.
 // 5. Bounded disk: a one-node service holds one message unacknowledged (taken with get) while
 //    --disk-rounds rounds of 100,000 messages of 1 KiB are published and consumed; the bytes
 //    of its WAL directory (segments and snapshots) after each round, against the bytes of
@@ -415,10 +418,11 @@ fanout_result fanout(const std::string& dir, bool grouped, int k, std::uint64_t 
           static_cast<double>(count) / wall};
 }
 
-memory_result node_backlog(const std::string& dir, std::uint64_t count, std::size_t payload) {
-  std::filesystem::remove_all(dir);
+memory_result node_backlog(const std::string& dir, std::uint64_t count, std::size_t payload,
+                           bool restart_only) {
   memory_result r;
-  {
+  if (!restart_only) {
+    std::filesystem::remove_all(dir);
     bench_cluster c(dir, 1, 0);
     c.declare("backlog", 1);
     const std::uint64_t before = rss_bytes();
@@ -445,6 +449,8 @@ int main(int argc, char** argv) {
   int disk_rounds = 5;
   std::uint64_t fanout_messages = 20'000;
   std::string only;
+  std::string node_dir;  // empty: a fresh one under --dir, removed afterwards
+  bool restart_only = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -473,6 +479,10 @@ int main(int argc, char** argv) {
       fanout_messages = std::stoull(next());
     } else if (a == "--only") {
       only = next();
+    } else if (a == "--node-dir") {
+      node_dir = next();
+    } else if (a == "--restart-only") {
+      restart_only = true;
     } else if (a == "--quick") {
       seconds = 1;
       runs = 1;
@@ -484,7 +494,8 @@ int main(int argc, char** argv) {
       fmt::print(stderr,
                  "usage: queue_bench [--dir DIR] [--seconds S] [--runs N] "
                  "[--backlog N,N] [--node-backlog N] [--disk-rounds N] [--fanout N] "
-                 "[--only publish|consume|memory|node|disk|fanout] [--quick]\n");
+                 "[--only publish|consume|memory|node|disk|fanout] [--node-dir DIR] "
+                 "[--restart-only] [--quick]\n");
       return 2;
     }
   }
@@ -537,15 +548,17 @@ int main(int argc, char** argv) {
   if (wanted("node")) {
     std::vector<double> per_message, restarts;
     for (int run = 0; run < runs; ++run) {
-      const memory_result m = node_backlog(dir + "/backlog", node_count, 1024);
+      const memory_result m = node_backlog(node_dir.empty() ? dir + "/backlog" : node_dir,
+                                           node_count, 1024, restart_only);
       per_message.push_back(m.bytes_per_message);
       restarts.push_back(m.restore_seconds);
     }
     std::filesystem::remove_all(dir);
     fmt::print("\n{:<34} {:>12} {:>12}\n", "backlog (one node, WAL + queue)", "B/message",
                "restart s");
-    fmt::print("{:<34} {:>12.1f} {:>12.3f}\n", fmt::format("{} x 1 KiB", node_count),
-               median(per_message), median(restarts));
+    fmt::print("{:<34} {:>12} {:>12.3f}\n", fmt::format("{} x 1 KiB", node_count),
+               restart_only ? std::string("-") : fmt::format("{:.1f}", median(per_message)),
+               median(restarts));
   }
   if (wanted("disk") && disk_rounds > 0) bounded_disk(dir + "/disk", disk_rounds, 100'000);
   if (wanted("fanout") && fanout_messages > 0) {

@@ -32,6 +32,11 @@ class reader {
   }
   /** A LEB128 number (detail/varint.hpp). */
   std::uint64_t varint() {
+    if (!in_.empty() && std::to_integer<std::uint8_t>(in_[0]) < 0x80) {  // one byte: most
+      const auto v = std::to_integer<std::uint64_t>(in_[0]);
+      in_ = in_.subspan(1);
+      return v;
+    }
     std::size_t at = 0;
     std::uint64_t v = 0;
     if (!detail::get_varint(in_, at, v)) {
@@ -43,6 +48,8 @@ class reader {
     return v;
   }
   std::size_t remaining() const { return in_.size(); }
+  /** The bytes not read yet (for a caller that reads the rest itself). */
+  std::span<const std::byte> rest() const { return in_; }
   bool ok() const { return ok_; }
   void fail() { ok_ = false; }
 
@@ -816,28 +823,48 @@ bool state_machine::restore(const raft::shared_bytes& bytes) {
   if (count > in.remaining() / least_message_bytes) return false;
   std::size_t placed_held = 0;
   message_id previous = 0;
-  for (std::uint64_t i = 0; i < count && in.ok(); ++i) {
+  // Millions of messages: read straight from the bytes (with detail::get_varint's checks).
+  const std::span<const std::byte> bytes_left = in.rest();
+  std::size_t at = 0;
+  bool ok = true;
+  const auto number = [&] {
+    std::uint64_t v = 0;
+    if (at < bytes_left.size() && std::to_integer<std::uint8_t>(bytes_left[at]) < 0x80) {
+      v = std::to_integer<std::uint64_t>(bytes_left[at++]);
+    } else if (!detail::get_varint(bytes_left, at, v)) {
+      ok = false;
+    }
+    return v;
+  };
+  const auto byte = [&] {
+    if (at == bytes_left.size()) {
+      ok = false;
+      return std::uint8_t{0};
+    }
+    return std::to_integer<std::uint8_t>(bytes_left[at++]);
+  };
+  for (std::uint64_t i = 0; i < count && ok; ++i) {
     message m;
-    const std::uint64_t gap = in.varint();
-    const std::uint64_t size = in.varint();
-    m.priority = static_cast<std::uint8_t>(in.number(1));
-    const std::uint64_t failed = in.varint();
-    m.flags = static_cast<std::uint8_t>(in.number(1));
-    m.expires_at = static_cast<std::int64_t>(in.varint());
-    const auto ready_at = static_cast<std::int64_t>(in.varint());
+    const std::uint64_t gap = number();
+    const std::uint64_t size = number();
+    m.priority = byte();
+    const std::uint64_t failed = number();
+    m.flags = byte();
+    m.expires_at = static_cast<std::int64_t>(number());
+    const auto ready_at = static_cast<std::int64_t>(number());
     m.id = previous + gap;
     previous = m.id;
     m.size = static_cast<std::uint32_t>(size);
     m.failed = static_cast<std::uint16_t>(failed);
     const bool dead = (m.flags & flag_dead) != 0;
     // Ids ascend (so none repeats) and are never 0.
-    if (!in.ok() || gap == 0 || m.id < gap || size > UINT32_MAX || failed > UINT16_MAX ||
+    if (!ok || gap == 0 || m.id < gap || size > UINT32_MAX || failed > UINT16_MAX ||
         m.priority > max_priority ||
         (m.flags & ~(flag_delivered | flag_dead | flag_own_ttl)) != 0 ||
         (dead && m.flags != flag_dead) || ready_at < 0 || m.expires_at < 0) {
       return false;
     }
-    if (auto h = holders.find(m.id); h != holders.end()) {
+    if (auto h = holders.empty() ? holders.end() : holders.find(m.id); h != holders.end()) {
       // Held: delivered, not dead, not waiting to retry.
       if ((m.flags & flag_delivered) == 0 || dead || ready_at != 0) return false;
       h->second.first->unacked.emplace(m.id, held{m, h->second.second});
@@ -857,7 +884,7 @@ bool state_machine::restore(const raft::shared_bytes& bytes) {
       if ((m.flags & flag_own_ttl) != 0) s.expiry_.insert({m.expires_at, m.id, m.priority});
     }
   }
-  if (!in.ok() || in.remaining() != 0) return false;
+  if (!ok || at != bytes_left.size()) return false;
   if (placed_held != holders.size()) return false;  // a consumer holds a message that is not live
   *this = std::move(s);
   return true;

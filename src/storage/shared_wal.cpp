@@ -29,7 +29,6 @@ constexpr char incoming_magic[8] = {'Q', 'I', 'N', 'C', '0', '0', '0', '1'};
 constexpr std::uint64_t magic_bytes = 8;
 constexpr std::uint64_t frame_bytes = 8;    // length and CRC32C before every record body
 constexpr std::uint64_t entry_header = 26;  // kind, group, type, term, index
-constexpr std::size_t index_head = 33;      // the fixed fields of any record kind
 constexpr char index_magic[8] = {'Q', 'I', 'D', 'X', '0', '0', '0', '1'};
 
 // A kept record is an entry kept below its group's log start (wal_log::create_snapshot's keep
@@ -56,10 +55,6 @@ std::uint64_t get(const std::byte* in, int bytes) {
 using detail::get_varint;
 using detail::put_varint;
 
-void put_at(std::byte* out, std::uint64_t value, int bytes) {
-  for (int i = 0; i < bytes; ++i) out[i] = static_cast<std::byte>(value >> (8 * i));
-}
-
 /** A keep list as its count and ascending deltas in LEB128 (about a byte per entry). */
 void put_keep(std::vector<std::byte>& out, std::span<const raft::index_t> keep) {
   put(out, keep.size(), 8);
@@ -79,11 +74,10 @@ std::optional<std::vector<raft::index_t>> get_keep(std::span<const std::byte> in
   if (in.size() < 8) return std::nullopt;
   const std::uint64_t count = get(in.data(), 8);
   if (count > in.size()) return std::nullopt;  // at least a byte each
-  std::vector<raft::index_t> keep;
-  keep.reserve(static_cast<std::size_t>(count));
+  std::vector<raft::index_t> keep(static_cast<std::size_t>(count));
   std::size_t at = 8;
   raft::index_t last = 0;
-  for (std::uint64_t n = 0; n < count; ++n) {
+  for (raft::index_t& next : keep) {
     std::uint64_t d = 0;
     for (int shift = 0;; shift += 7) {
       if (at == in.size() || shift > 63) return std::nullopt;
@@ -93,7 +87,7 @@ std::optional<std::vector<raft::index_t>> get_keep(std::span<const std::byte> in
     }
     if (d == 0 || last + d < last) return std::nullopt;
     last += d;
-    keep.push_back(last);
+    next = last;
   }
   if (at != in.size()) return std::nullopt;
   return keep;
@@ -414,12 +408,7 @@ bool shared_wal::replay_index(std::uint64_t seq) {
   if (size != get(body->data(), 8)) return false;
   // Parsed and checked whole before any of it is replayed: a bad index falls back to reading
   // the segment.
-  struct item {
-    std::uint8_t kind;
-    std::uint64_t group;
-    std::uint64_t length;
-    std::uint64_t fields[3];
-  };
+  using item = index_item;
   const std::span<const std::byte> in(*body);
   const auto parse = [&](std::size_t& p, item& it) {
     it = {static_cast<std::uint8_t>(in[p++]), 0, 0, {0, 0, 0}};
@@ -433,7 +422,9 @@ bool shared_wal::replay_index(std::uint64_t seq) {
     }
     return true;
   };
-  std::vector<item> items;
+  // One buffer for every segment: fresh memory for each would cost a page fault per 4 KiB.
+  std::vector<item>& items = index_items_;
+  items.clear();
   items.reserve(in.size() / 8);
   std::uint64_t at = magic_bytes;
   for (std::size_t p = 8; p < in.size();) {
@@ -446,39 +437,25 @@ bool shared_wal::replay_index(std::uint64_t seq) {
   segments_[seq].size = size;
   segments_[seq].indexed = true;
   at = magic_bytes;
-  std::byte head[index_head];
+  wal_log* g = nullptr;  // runs of records of one group are the rule
   for (const item& it : items) {
-    std::memset(head, 0, sizeof head);
-    put_at(head, it.kind, 1);
-    put_at(head + 1, it.group, 8);
-    std::uint64_t head_size = 0;
-    if (it.kind == entry_record || it.kind == kept_record) {
-      put_at(head + 10, it.fields[0], 8);
-      put_at(head + 18, it.fields[1], 8);
-      head_size = entry_header;
-    } else if (it.kind == hard_record) {
-      for (int k = 0; k < 3; ++k) put_at(head + 9 + 8 * k, it.fields[k], 8);
-      head_size = 33;
-    } else {
-      for (int k = 0; k < 2; ++k) put_at(head + 9 + 8 * k, it.fields[k], 8);
-      head_size = 25;
-    }
-    group(it.group).replay(it.kind, std::span<const std::byte>(head, head_size), it.length, seq, at,
-                           seg_path);
+    if (g == nullptr || g->group_ != it.group) g = &group(it.group);
+    wal_log::record_fields r{it.kind, it.length, {it.fields[0], it.fields[1], it.fields[2]}};
+    g->replay(r, seq, at, seg_path);
     at += frame_bytes + it.length;
   }
   return true;
 }
 
 void shared_wal::hold(const wal_log::slot& s, bool kept) {
-  segment& seg = segments_.at(s.segment);
+  segment& seg = segment_at(s.segment);
   ++seg.live;
   seg.live_bytes += s.length;
   if (kept) ++seg.kept;
 }
 
 void shared_wal::let_go(const wal_log::slot& s, bool kept) {
-  segment& seg = segments_.at(s.segment);
+  segment& seg = segment_at(s.segment);
   --seg.live;
   seg.live_bytes -= s.length;
   if (kept) --seg.kept;
@@ -547,6 +524,7 @@ std::error_code shared_wal::reclaim() {
     std::erase(unsynced_, oldest);
     const bool indexed = segments_.at(oldest).indexed;
     segments_.erase(oldest);
+    cached_segment_ = nullptr;
     if (auto ec = fs_->remove(path)) return fail(ec);
     if (indexed) {
       if (auto ec = fs_->remove(path_of(name_with("seg-", oldest, 0, ".idx")))) return fail(ec);
@@ -593,10 +571,7 @@ void shared_wal::recover_segment(std::uint64_t seq, bool last) {
     if (body->size() < 9 || get(body->data() + 1, 8) == 0) {
       raise(errc::corruption, path + " offset " + std::to_string(at) + ": unknown record");
     }
-    group(get(body->data() + 1, 8))
-        .replay(static_cast<std::uint8_t>(get(body->data(), 1)),
-                body->first(std::min<std::size_t>(body->size(), index_head)), body->size(), seq, at,
-                path);
+    group(get(body->data() + 1, 8)).replay(wal_log::fields_of(*body), seq, at, path);
     at += frame_bytes + body->size();
   }
   segments_[seq].f = std::move(f);
@@ -629,6 +604,7 @@ void shared_wal::recover() {
     if (!last && replay_index(seqs[i])) continue;
     recover_segment(seqs[i], last);
   }
+  index_items_ = {};
   if ((ec = sync())) raise_io(dir_, ec);
 }
 
@@ -662,7 +638,10 @@ void wal_log::peek_keep() {
   if (!head) return;  // damaged: open() says so
   const auto list = read_framed(*f, path_of(newest), next, wal_->options_.max_record_bytes, next);
   if (!list) return;
-  if (auto keep = get_keep(*list)) recovery_keep_ = std::move(*keep);
+  if (auto keep = get_keep(*list)) {
+    recovery_keep_ = std::move(*keep);
+    peeked_snapshot_ = newest;
+  }
   kept_.reserve(recovery_keep_.size());
 }
 
@@ -944,7 +923,7 @@ void wal_log::drop_slots_through(raft::index_t index) {
     const raft::index_t i = base_ + 1;
     if (keeps(i)) {
       kept_.push_back({i, s});
-      ++wal_->segments_.at(s.segment).kept;
+      ++wal_->segment_at(s.segment).kept;
       if (!recovering_) keep_above_.pop_front();
     } else {
       wal_->let_go(s, false);
@@ -972,26 +951,24 @@ void wal_log::retain_only(std::span<const raft::index_t> keep) {
 void wal_log::settle_kept() {
   const std::vector<raft::index_t>& keep = recovery_keep_;
   // The newest copy of each entry counts (a moved or received record comes after the one it
-  // replaces); anything the snapshot does not keep, or above the log's start, goes.
+  // replaces); anything the snapshot does not keep, or above the log's start, goes. One pass.
   const auto by_index = [](const kept_slot& a, const kept_slot& b) { return a.index < b.index; };
   if (!std::is_sorted(kept_.begin(), kept_.end(), by_index)) {
     std::stable_sort(kept_.begin(), kept_.end(), by_index);
   }
   std::size_t out = 0;
+  auto k = keep.begin();
   for (std::size_t i = 0; i < kept_.size(); ++i) {
-    if (out > 0 && kept_[out - 1].index == kept_[i].index) {
-      wal_->let_go(kept_[out - 1].where, true);
-      kept_[out - 1] = kept_[i];
+    const kept_slot e = kept_[i];
+    const bool replaced = i + 1 < kept_.size() && kept_[i + 1].index == e.index;
+    while (k != keep.end() && *k < e.index) ++k;
+    if (!replaced && e.index <= base_ && k != keep.end() && *k == e.index) {
+      kept_[out++] = e;
     } else {
-      kept_[out++] = kept_[i];
+      wal_->let_go(e.where, true);
     }
   }
   kept_.resize(out);
-  while (!kept_.empty() && kept_.back().index > base_) {
-    wal_->let_go(kept_.back().where, true);
-    kept_.pop_back();
-  }
-  retain_only(keep);
   const auto above = std::upper_bound(keep.begin(), keep.end(), base_);
   if (kept_.size() != static_cast<std::size_t>(above - keep.begin()) ||
       (above != keep.end() && keep.back() > last_index())) {
@@ -1366,13 +1343,32 @@ std::error_code wal_log::install_snapshot(const raft::snapshot_meta& meta) {
 
 // ---- wal_log: recovery ------------------------------------------------------------------------
 
-void wal_log::replay(std::uint8_t kind, std::span<const std::byte> body, std::uint64_t body_size,
-                     std::uint64_t seq, std::uint64_t at, const std::string& path) {
+wal_log::record_fields wal_log::fields_of(std::span<const std::byte> body) {
+  record_fields r;
+  r.kind = static_cast<std::uint8_t>(get(body.data(), 1));
+  r.body_size = body.size();
+  if ((r.kind == entry_record || r.kind == kept_record) && body.size() >= entry_header) {
+    r.v[0] = get(body.data() + 10, 8);
+    r.v[1] = get(body.data() + 18, 8);
+  } else if (r.kind == hard_record && body.size() == 33) {
+    for (int k = 0; k < 3; ++k) r.v[k] = get(body.data() + 9 + 8 * k, 8);
+  } else if (r.kind == base_record && body.size() == 25) {
+    for (int k = 0; k < 2; ++k) r.v[k] = get(body.data() + 9 + 8 * k, 8);
+  }
+  return r;  // replay() refuses a kind or size that does not fit
+}
+
+void wal_log::replay(const record_fields& r, std::uint64_t seq, std::uint64_t at,
+                     const std::string& path) {
   const auto damaged = [&](const std::string& why) {
     raise(errc::corruption, path + " offset " + std::to_string(at) + ": " + why);
   };
-  if (kind == entry_record && body_size >= entry_header) {
-    const raft::index_t index = get(body.data() + 18, 8);
+  const auto where = [&] {
+    if (seq > max_segment) damaged("segment number beyond 2^32");
+    return slot{r.v[0], at, segment_of(seq), static_cast<std::uint32_t>(frame_bytes + r.body_size)};
+  };
+  if (r.kind == entry_record && r.body_size >= entry_header) {
+    const raft::index_t index = r.v[1];
     // Segments before this one were reclaimed after a compaction, so the log may seem to start
     // later than it does: an entry beyond the end, or (after such a gap) one that truncates
     // below the assumed start, moves the start to just before it. The log-start record must
@@ -1386,27 +1382,20 @@ void wal_log::replay(std::uint8_t kind, std::span<const std::byte> body, std::ui
       gap_floor_ = base_;
     }
     if (index <= base_) damaged("entry " + std::to_string(index) + " out of sequence");
-    drop_slots_from(index);
-    if (seq > max_segment) damaged("segment number beyond 2^32");
-    slots_.push_back({get(body.data() + 10, 8), at, segment_of(seq),
-                      static_cast<std::uint32_t>(frame_bytes + body_size)});
+    if (index <= last_index()) drop_slots_from(index);  // it replaces what follows
+    slots_.push_back(where());
     wal_->hold(slots_.back(), false);
-  } else if (kind == kept_record && body_size >= entry_header) {
+  } else if (r.kind == kept_record && r.body_size >= entry_header) {
     // Sorted out against the snapshot's keep list once the group is opened (settle_kept).
-    if (seq > max_segment) damaged("segment number beyond 2^32");
-    kept_.push_back({get(body.data() + 18, 8),
-                     {get(body.data() + 10, 8), at, segment_of(seq),
-                      static_cast<std::uint32_t>(frame_bytes + body_size)}});
+    kept_.push_back({r.v[1], where()});
     wal_->hold(kept_.back().where, true);
-  } else if (kind == hard_record && body_size == 33) {
-    hard_ = {get(body.data() + 9, 8), get(body.data() + 17, 8), get(body.data() + 25, 8)};
+  } else if (r.kind == hard_record && r.body_size == 33) {
+    hard_ = {r.v[0], r.v[1], r.v[2]};
     hard_segment_ = seq;
-  } else if (kind == base_record && body_size == 25) {
-    const raft::index_t index = get(body.data() + 9, 8);
-    const raft::term_t t = get(body.data() + 17, 8);
-    move_start(index, t);
-    known_base_ = index;
-    known_base_term_ = t;
+  } else if (r.kind == base_record && r.body_size == 25) {
+    move_start(r.v[0], r.v[1]);
+    known_base_ = r.v[0];
+    known_base_term_ = r.v[1];
     base_segment_ = seq;
   } else {
     damaged("unknown record");
@@ -1479,9 +1468,14 @@ std::optional<wal_log::stored_snapshot> wal_log::open_snapshot(
   }
   std::uint64_t data_offset = 0;
   const auto list = read_framed(*f, path, list_at, wal_->options_.max_record_bytes, data_offset);
-  std::optional<std::vector<raft::index_t>> kept;
-  if (list) kept = get_keep(*list);
-  if (!kept || (!kept->empty() && kept->back() > index)) damaged(list_at);
+  std::optional<std::vector<raft::index_t>> parsed;
+  const std::vector<raft::index_t>* kept = nullptr;
+  if (list && keep == &recovery_keep_ && name == peeked_snapshot_) {
+    kept = &recovery_keep_;  // peek_keep parsed these very bytes (read again: their CRC held)
+  } else if (list && (parsed = get_keep(*list))) {
+    kept = &*parsed;
+  }
+  if (kept == nullptr || (!kept->empty() && kept->back() > index)) damaged(list_at);
   // Every block is full but the last: the file's size gives the data's.
   const std::uint64_t block = wal_->options_.snapshot_block_bytes;
   if (file_size < data_offset) damaged(data_offset);
@@ -1497,7 +1491,7 @@ std::optional<wal_log::stored_snapshot> wal_log::open_snapshot(
     if (!last || end != file_size) damaged(last_at);
   }
   stored_snapshot s{{index, term, std::move(*members)}, path, data_offset, size, kept->size()};
-  if (keep != nullptr) *keep = std::move(*kept);
+  if (keep != nullptr && parsed) *keep = std::move(*parsed);
   return s;
 }
 

@@ -189,10 +189,17 @@ class wal_log {
   std::error_code move_log();
   /** The newest snapshot's keep list, read before replay (nothing if there is none). */
   void peek_keep();
-  /** Replays a record whose body begins with `head` (at least its fixed fields) and is
-   *  `body_size` bytes long. */
-  void replay(std::uint8_t kind, std::span<const std::byte> head, std::uint64_t body_size,
-              std::uint64_t seq, std::uint64_t at, const std::string& path);
+  /** A record's kind, its body's size and its fixed fields: entry and kept entry: term, index;
+   *  hard state: term, vote, commit; log start: index, term. */
+  struct record_fields {
+    std::uint8_t kind = 0;
+    std::uint64_t body_size = 0;
+    std::uint64_t v[3] = {0, 0, 0};
+  };
+  /** The fixed fields of the record whose body (kind and group first) is `body`. */
+  static record_fields fields_of(std::span<const std::byte> body);
+  /** Replays a record (read from its segment, or from the segment's index). */
+  void replay(const record_fields& r, std::uint64_t seq, std::uint64_t at, const std::string& path);
   void open(raft::membership bootstrap);
   void recover_snapshots(const std::vector<std::string>& names, std::vector<raft::index_t>& keep);
   void recover_incoming(const std::vector<std::string>& names);
@@ -228,6 +235,7 @@ class wal_log {
   std::vector<kept_slot> kept_;
   std::deque<raft::index_t> keep_above_;
   std::vector<raft::index_t> recovery_keep_;
+  std::string peeked_snapshot_;          // the snapshot whose list peek_keep parsed
   mutable std::size_t recovery_at_ = 0;  // where keeps() last looked in recovery_keep_
   bool recovering_ = true;
   mutable image_cursor cursor_;
@@ -281,6 +289,15 @@ class shared_wal {
     std::uint64_t live_bytes = 0;  // their records' bytes
     bool indexed = false;          // an index file exists beside it
   };
+  /** Segment `seq` (which exists), through a one-entry cache: replay and compaction count
+   *  many records of one segment in a row. */
+  segment& segment_at(std::uint64_t seq) {
+    if (cached_segment_ == nullptr || cached_seq_ != seq) {
+      cached_segment_ = &segments_.at(seq);
+      cached_seq_ = seq;
+    }
+    return *cached_segment_;
+  }
   /** Adds the records in `records` to `index` (a segment's index). */
   static void note_records(std::span<const std::byte> records, std::vector<std::byte>& index);
   /** Writes the index of sealed segment `seq` (not synced: it is only a shortcut). */
@@ -310,6 +327,16 @@ class shared_wal {
   std::string dir_;
   file_log_options options_;
   std::map<std::uint64_t, segment> segments_;
+  /** A record of a segment's index, parsed (replay_index). */
+  struct index_item {
+    std::uint8_t kind;
+    std::uint64_t group;
+    std::uint64_t length;
+    std::uint64_t fields[3];
+  };
+  std::vector<index_item> index_items_;  // replay_index's buffer, reused for every segment
+  segment* cached_segment_ = nullptr;    // segment_at's last answer (cleared when one is erased)
+  std::uint64_t cached_seq_ = 0;
   std::map<std::uint64_t, std::unique_ptr<wal_log>> groups_;
   std::vector<std::byte> pending_;  // records for the active segment, not yet written
   std::vector<std::byte> index_;    // the active segment's index, written when it is sealed
