@@ -72,6 +72,8 @@ class posix_file final : public file {
     return {};
   }
 
+  void will_need() override { (void)::posix_fadvise(fd_, 0, 0, POSIX_FADV_WILLNEED); }
+
  private:
   int fd_;
 };

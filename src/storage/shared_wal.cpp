@@ -599,6 +599,15 @@ void shared_wal::recover() {
     if (parse_name(name, "seg-", ".log", seq, zero)) seqs.push_back(seq);
   }
   std::sort(seqs.begin(), seqs.end());
+  // Every index (and the last segment, read whole) is read next: the disk may start on all of
+  // them while the first ones are parsed.
+  for (std::size_t i = 0; i < seqs.size(); ++i) {
+    const bool last = i + 1 == seqs.size();
+    if (auto f =
+            fs_->open(path_of(name_with("seg-", seqs[i], 0, last ? ".log" : ".idx")), false, ec)) {
+      f->will_need();
+    }
+  }
   for (std::size_t i = 0; i < seqs.size(); ++i) {
     const bool last = i + 1 == seqs.size();
     if (!last && replay_index(seqs[i])) continue;
@@ -1453,6 +1462,7 @@ std::optional<wal_log::stored_snapshot> wal_log::open_snapshot(
   };
   std::uint64_t file_size = 0;
   if ((ec = f->size(file_size))) raise_io(path, ec);
+  if (keep != nullptr) f->will_need();  // the newest: its data is read next, to restore
   std::vector<std::byte> magic(magic_bytes);
   std::size_t got = 0;
   if ((ec = f->read_at(0, magic, got))) raise_io(path, ec);

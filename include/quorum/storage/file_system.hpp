@@ -28,6 +28,9 @@ class file {
   virtual std::error_code truncate(std::uint64_t size) = 0;
   /** The current size in bytes. */
   virtual std::error_code size(std::uint64_t& out) = 0;
+  /** A hint that the whole file will be read soon, so the system may start reading it now
+   *  (posix_fadvise WILLNEED); no effect on what any call returns. */
+  virtual void will_need() {}
 };
 
 /** A directory tree of files. Paths are '/'-separated. */
