@@ -43,7 +43,7 @@ group_effects queue_group::apply(raft::index_t index, const command& c) {
   }
   if (!fanned) {
     out.members.push_back({c.member, members_[c.member].apply(index, c)});
-    out.answer = out.members.back().fx;
+    out.own_answer = false;  // no copy of what may be many deliveries
     return out;
   }
   bool rejected = false;

@@ -28,10 +28,16 @@ struct member_effects {
 struct group_effects {
   /** Each member the command reached, in member order. */
   std::vector<member_effects> members;
-  /** What the proposer is told: the member's effects, or for an enqueue to several members
-   *  the combined outcome (below); errc::invalid_command for a member the group does not have.
-   *  Its deliveries and removals are empty for a fan-out. */
+  /** What the proposer is told, when it is not the one member's effects (see reply()): the
+   *  combined outcome of an enqueue to several members (deliveries and removals empty), or
+   *  errc::invalid_command for a member the group does not have. */
   effects answer;
+  bool own_answer = true;
+
+  /** What the proposer is told: `answer`, or the effects of the one member reached. */
+  const effects& reply() const {
+    return own_answer || members.empty() ? answer : members.front().fx;
+  }
 };
 
 class queue_group {

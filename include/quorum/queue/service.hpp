@@ -305,7 +305,8 @@ class service {
         host_->queue_applied(*this, m.member, e.term, &*c, m.fx);  // may read leaving bodies
         for (const removed& gone : m.fx.removals) uncache(gone.id);
       }
-      return detail::encode_answer(fx.answer, c && c->type == command::kind::get ? c->consumer : 0);
+      return detail::encode_answer(fx.reply(),
+                                   c && c->type == command::kind::get ? c->consumer : 0);
     }
 
     /** Queue `member` of the group (0: a queue of its own). */

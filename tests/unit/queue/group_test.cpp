@@ -87,7 +87,7 @@ TEST_CASE(
     "[queue][group]") {
   group_fixture f(three());
   const group_effects put = f.publish(0b101);
-  CHECK(put.answer.published == effects::publish::accepted);
+  CHECK(put.reply().published == effects::publish::accepted);
   REQUIRE(put.members.size() == 2);
   CHECK(put.members[0].member == 0);
   CHECK(put.members[1].member == 2);
@@ -97,17 +97,17 @@ TEST_CASE(
   CHECK(f.g.member(2).status().ready == 1);
   // Member 0's consumer takes and acks it; member 2 still has it, with the same id.
   const group_effects got = f.get(0, 7);
-  REQUIRE(got.answer.deliveries.size() == 1);
-  CHECK(got.answer.deliveries[0].id == id);
+  REQUIRE(got.reply().deliveries.size() == 1);
+  CHECK(got.reply().deliveries[0].id == id);
   REQUIRE(f.settle(0, 7, settlement::ack, id).members.size() == 1);
   CHECK(f.g.member(0).live_count() == 0);
   CHECK(f.g.member(2).status().ready == 1);
   const group_effects other = f.get(2, 8);
-  REQUIRE(other.answer.deliveries.size() == 1);
-  CHECK(other.answer.deliveries[0].id == id);
-  CHECK_FALSE(other.answer.deliveries[0].redelivered);
+  REQUIRE(other.reply().deliveries.size() == 1);
+  CHECK(other.reply().deliveries[0].id == id);
+  CHECK_FALSE(other.reply().deliveries[0].redelivered);
   // A consumer of one member settles nothing of another.
-  CHECK(f.settle(0, 8, settlement::ack, id).answer.error == errc::invalid_command);
+  CHECK(f.settle(0, 8, settlement::ack, id).reply().error == errc::invalid_command);
 }
 
 TEST_CASE("a group keeps a message's entry while any queue it went to still holds it",
@@ -127,7 +127,7 @@ TEST_CASE("a group keeps a message's entry while any queue it went to still hold
   command purge;
   purge.type = command::kind::purge;
   purge.member = 2;
-  CHECK(f.run(purge).answer.removals.size() == 2);  // 2 and 3 leave member 2
+  CHECK(f.run(purge).reply().removals.size() == 2);  // 2 and 3 leave member 2
   CHECK(f.g.live_ids() == std::vector<message_id>{3});
 }
 
@@ -137,8 +137,8 @@ TEST_CASE("a fan-out publish refused by one full queue is rejected and the other
   small.max_length = 1;
   small.overflow = overflow::reject_publish;
   group_fixture f({queue_options{}, small});
-  CHECK(f.publish(0b11).answer.published == effects::publish::accepted);
-  CHECK(f.publish(0b11).answer.published == effects::publish::rejected);
+  CHECK(f.publish(0b11).reply().published == effects::publish::accepted);
+  CHECK(f.publish(0b11).reply().published == effects::publish::rejected);
   CHECK(f.g.member(0).status().ready == 2);
   CHECK(f.g.member(1).status().ready == 1);
 }
@@ -146,8 +146,8 @@ TEST_CASE("a fan-out publish refused by one full queue is rejected and the other
 TEST_CASE("a fan-out publish sent again with its producer and sequence is a duplicate",
           "[queue][group][dedup]") {
   group_fixture f(three());
-  CHECK(f.publish(0b111, 5, 1).answer.published == effects::publish::accepted);
-  CHECK(f.publish(0b111, 5, 1).answer.published == effects::publish::duplicate);
+  CHECK(f.publish(0b111, 5, 1).reply().published == effects::publish::accepted);
+  CHECK(f.publish(0b111, 5, 1).reply().published == effects::publish::duplicate);
   for (std::size_t i = 0; i < 3; ++i) CHECK(f.g.member(i).status().ready == 1);
 }
 
@@ -170,15 +170,15 @@ TEST_CASE("a tick reaches every queue of a group", "[queue][group][ttl]") {
 TEST_CASE("a command for a queue the group does not have is refused and changes nothing",
           "[queue][group][malformed]") {
   group_fixture f(three());
-  CHECK(f.publish(0b1000).answer.error == errc::invalid_command);
-  CHECK(f.get(3, 7).answer.error == errc::invalid_command);
+  CHECK(f.publish(0b1000).reply().error == errc::invalid_command);
+  CHECK(f.get(3, 7).reply().error == errc::invalid_command);
   for (std::size_t i = 0; i < 3; ++i) CHECK(f.g.member(i).live_count() == 0);
   // A queue of its own knows only member 0.
   queue_group solo({queue_options{}}, true);
   command c;
   c.type = command::kind::enqueue;
   c.fanout = 0b10;
-  CHECK(solo.apply(1, c).answer.error == errc::invalid_command);
+  CHECK(solo.apply(1, c).reply().error == errc::invalid_command);
 }
 
 TEST_CASE("a group's snapshot restores every queue, and a malformed one changes nothing",
