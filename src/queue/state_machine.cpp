@@ -20,41 +20,39 @@ class reader {
  public:
   explicit reader(std::span<const std::byte> in) : in_(in) {}
   std::uint64_t number(int bytes) {
-    if (in_.size() < static_cast<std::size_t>(bytes)) {
-      ok_ = false;
-      in_ = {};
-      return 0;
-    }
+    if (in_.size() - at_ < static_cast<std::size_t>(bytes)) return fail_all();
     std::uint64_t v = 0;
-    for (int i = 0; i < bytes; ++i) v |= std::to_integer<std::uint64_t>(in_[i]) << (8 * i);
-    in_ = in_.subspan(static_cast<std::size_t>(bytes));
+    for (int i = 0; i < bytes; ++i) v |= std::to_integer<std::uint64_t>(in_[at_ + i]) << (8 * i);
+    at_ += static_cast<std::size_t>(bytes);
     return v;
   }
-  /** A LEB128 number (detail/varint.hpp). */
+  /** A LEB128 number (detail/varint.hpp); one byte, the usual case, without a call. */
   std::uint64_t varint() {
-    if (!in_.empty() && std::to_integer<std::uint8_t>(in_[0]) < 0x80) {  // one byte: most
-      const auto v = std::to_integer<std::uint64_t>(in_[0]);
-      in_ = in_.subspan(1);
-      return v;
+    if (at_ < in_.size() && std::to_integer<std::uint8_t>(in_[at_]) < 0x80) {
+      return std::to_integer<std::uint64_t>(in_[at_++]);
     }
-    std::size_t at = 0;
     std::uint64_t v = 0;
-    if (!detail::get_varint(in_, at, v)) {
-      ok_ = false;
-      in_ = {};
-      return 0;
-    }
-    in_ = in_.subspan(at);
+    if (!detail::get_varint(in_, at_, v)) return fail_all();
     return v;
   }
-  std::size_t remaining() const { return in_.size(); }
-  /** The bytes not read yet (for a caller that reads the rest itself). */
-  std::span<const std::byte> rest() const { return in_; }
+  std::uint8_t byte() {
+    if (at_ == in_.size()) return static_cast<std::uint8_t>(fail_all());
+    return std::to_integer<std::uint8_t>(in_[at_++]);
+  }
+  std::size_t remaining() const { return in_.size() - at_; }
   bool ok() const { return ok_; }
   void fail() { ok_ = false; }
 
  private:
+  /** Fails for good: every later read fails too. */
+  std::uint64_t fail_all() {
+    ok_ = false;
+    at_ = in_.size();
+    return 0;
+  }
+
   std::span<const std::byte> in_;
+  std::size_t at_ = 0;
   bool ok_ = true;
 };
 
@@ -823,42 +821,22 @@ bool state_machine::restore(const raft::shared_bytes& bytes) {
   if (count > in.remaining() / least_message_bytes) return false;
   std::size_t placed_held = 0;
   message_id previous = 0;
-  // Millions of messages: read straight from the bytes (with detail::get_varint's checks).
-  const std::span<const std::byte> bytes_left = in.rest();
-  std::size_t at = 0;
-  bool ok = true;
-  const auto number = [&] {
-    std::uint64_t v = 0;
-    if (at < bytes_left.size() && std::to_integer<std::uint8_t>(bytes_left[at]) < 0x80) {
-      v = std::to_integer<std::uint64_t>(bytes_left[at++]);
-    } else if (!detail::get_varint(bytes_left, at, v)) {
-      ok = false;
-    }
-    return v;
-  };
-  const auto byte = [&] {
-    if (at == bytes_left.size()) {
-      ok = false;
-      return std::uint8_t{0};
-    }
-    return std::to_integer<std::uint8_t>(bytes_left[at++]);
-  };
-  for (std::uint64_t i = 0; i < count && ok; ++i) {
+  for (std::uint64_t i = 0; i < count && in.ok(); ++i) {
     message m;
-    const std::uint64_t gap = number();
-    const std::uint64_t size = number();
-    m.priority = byte();
-    const std::uint64_t failed = number();
-    m.flags = byte();
-    m.expires_at = static_cast<std::int64_t>(number());
-    const auto ready_at = static_cast<std::int64_t>(number());
+    const std::uint64_t gap = in.varint();
+    const std::uint64_t size = in.varint();
+    m.priority = in.byte();
+    const std::uint64_t failed = in.varint();
+    m.flags = in.byte();
+    m.expires_at = static_cast<std::int64_t>(in.varint());
+    const auto ready_at = static_cast<std::int64_t>(in.varint());
     m.id = previous + gap;
     previous = m.id;
     m.size = static_cast<std::uint32_t>(size);
     m.failed = static_cast<std::uint16_t>(failed);
     const bool dead = (m.flags & flag_dead) != 0;
     // Ids ascend (so none repeats) and are never 0.
-    if (!ok || gap == 0 || m.id < gap || size > UINT32_MAX || failed > UINT16_MAX ||
+    if (!in.ok() || gap == 0 || m.id < gap || size > UINT32_MAX || failed > UINT16_MAX ||
         m.priority > max_priority ||
         (m.flags & ~(flag_delivered | flag_dead | flag_own_ttl)) != 0 ||
         (dead && m.flags != flag_dead) || ready_at < 0 || m.expires_at < 0) {
@@ -884,7 +862,7 @@ bool state_machine::restore(const raft::shared_bytes& bytes) {
       if ((m.flags & flag_own_ttl) != 0) s.expiry_.insert({m.expires_at, m.id, m.priority});
     }
   }
-  if (!ok || at != bytes_left.size()) return false;
+  if (!in.ok() || in.remaining() != 0) return false;
   if (placed_held != holders.size()) return false;  // a consumer holds a message that is not live
   *this = std::move(s);
   return true;

@@ -408,29 +408,29 @@ bool shared_wal::replay_index(std::uint64_t seq) {
   if (size != get(body->data(), 8)) return false;
   // Parsed and checked whole before any of it is replayed: a bad index falls back to reading
   // the segment.
-  using item = index_item;
   const std::span<const std::byte> in(*body);
-  const auto parse = [&](std::size_t& p, item& it) {
-    it = {static_cast<std::uint8_t>(in[p++]), 0, 0, {0, 0, 0}};
-    if (it.kind < entry_record || it.kind > kept_record) return false;
-    if (!get_varint(in, p, it.group) || !get_varint(in, p, it.length) || it.group == 0) {
+  const auto parse = [&](std::size_t& p, index_item& it) {
+    wal_log::record_fields& r = it.fields;
+    r.kind = static_cast<std::uint8_t>(in[p++]);
+    if (r.kind < entry_record || r.kind > kept_record) return false;
+    if (!get_varint(in, p, it.group) || !get_varint(in, p, r.body_size) || it.group == 0) {
       return false;
     }
-    const int fields = it.kind == hard_record ? 3 : 2;
+    const int fields = r.kind == hard_record ? 3 : 2;
     for (int k = 0; k < fields; ++k) {
-      if (!get_varint(in, p, it.fields[k])) return false;
+      if (!get_varint(in, p, r.v[k])) return false;
     }
     return true;
   };
   // One buffer for every segment: fresh memory for each would cost a page fault per 4 KiB.
-  std::vector<item>& items = index_items_;
+  std::vector<index_item>& items = index_items_;
   items.clear();
   items.reserve(in.size() / 8);
   std::uint64_t at = magic_bytes;
   for (std::size_t p = 8; p < in.size();) {
-    item& it = items.emplace_back();
+    index_item& it = items.emplace_back();
     if (!parse(p, it)) return false;
-    at += frame_bytes + it.length;
+    at += frame_bytes + it.fields.body_size;
   }
   if (at != size) return false;
   segments_[seq].f = std::move(f);
@@ -438,11 +438,10 @@ bool shared_wal::replay_index(std::uint64_t seq) {
   segments_[seq].indexed = true;
   at = magic_bytes;
   wal_log* g = nullptr;  // runs of records of one group are the rule
-  for (const item& it : items) {
+  for (const index_item& it : items) {
     if (g == nullptr || g->group_ != it.group) g = &group(it.group);
-    wal_log::record_fields r{it.kind, it.length, {it.fields[0], it.fields[1], it.fields[2]}};
-    g->replay(r, seq, at, seg_path);
-    at += frame_bytes + it.length;
+    g->replay(it.fields, seq, at, seg_path);
+    at += frame_bytes + it.fields.body_size;
   }
   return true;
 }
@@ -603,8 +602,9 @@ void shared_wal::recover() {
   // them while the first ones are parsed.
   for (std::size_t i = 0; i < seqs.size(); ++i) {
     const bool last = i + 1 == seqs.size();
-    if (auto f =
-            fs_->open(path_of(name_with("seg-", seqs[i], 0, last ? ".log" : ".idx")), false, ec)) {
+    std::error_code missing;  // an index that is not there: the segment is read instead
+    if (auto f = fs_->open(path_of(name_with("seg-", seqs[i], 0, last ? ".log" : ".idx")), false,
+                           missing)) {
       f->will_need();
     }
   }
@@ -987,6 +987,7 @@ void wal_log::settle_kept() {
   keep_above_.assign(above, keep.end());
   kept_.shrink_to_fit();
   recovery_keep_ = {};
+  peeked_snapshot_.clear();
   recovering_ = false;
 }
 

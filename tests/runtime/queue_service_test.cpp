@@ -85,6 +85,12 @@ struct brokers {
     m.wal.reset();
   }
 
+  /** Every node stopped, then every node started again. */
+  void restart_all() {
+    for (raft::node_id id = 1; id <= 3; ++id) close(id);
+    for (raft::node_id id = 1; id <= 3; ++id) open(id);
+  }
+
   template <class Done>
   bool run_until(Done done) {
     for (int i = 0; i < 10000 && !done(); ++i) ioc.run_for(std::chrono::milliseconds(1));
@@ -146,6 +152,18 @@ struct brokers {
     auto [ec, info] = call<queue::queue_info>([&](auto h) { (*this)[at].async_status(name, h); });
     REQUIRE_FALSE(ec);
     return info;
+  }
+
+  /** Queue `name`'s counters once nothing is held unacknowledged (a restarted node releases
+   *  its earlier life's consumers from its clock), or as they are after 200 tries. */
+  queue::queue_status released(raft::node_id at, const std::string& name) {
+    queue::queue_status counters;
+    for (int i = 0; i < 200; ++i) {
+      counters = status(at, name).counters;
+      if (counters.unacked == 0) break;
+      ioc.run_for(std::chrono::milliseconds(5));
+    }
+    return counters;
   }
 
   struct member {
@@ -381,17 +399,11 @@ TEST_CASE("every node restarts: the queues and their messages are still there, r
   std::optional<queue::message> first = b.get(3, "durable");
   REQUIRE(first);
   CHECK(text(first->body) == "message 0");
-  for (raft::node_id id = 1; id <= 3; ++id) b.close(id);
-  for (raft::node_id id = 1; id <= 3; ++id) b.open(id);
+  b.restart_all();
   REQUIRE(b.run_until([&] { return b[1].queues().size() == 1; }));
   // The get's consumer belonged to node 3's earlier life: node 3 detaches it, and the message
   // it held returns to its place.
-  queue::queue_status counters;
-  for (int i = 0; i < 200; ++i) {
-    counters = b.status(1, "durable").counters;
-    if (counters.unacked == 0) break;
-    b.ioc.run_for(std::chrono::milliseconds(5));
-  }
+  const queue::queue_status counters = b.released(1, "durable");
   CHECK(counters.unacked == 0);
   CHECK(counters.ready == 5);
   for (int i = 0; i < 5; ++i) {
@@ -446,8 +458,7 @@ TEST_CASE("an at-most-once dead letter is handed to its target queue",
   REQUIRE(b.run_until([&] { return b.status(1, "dlq").counters.ready == 1; }));
   // Only the leader that proposed the reject hands the message over, once: not the other
   // members, and not the nodes replaying their logs after a restart.
-  for (raft::node_id id = 1; id <= 3; ++id) b.close(id);
-  for (raft::node_id id = 1; id <= 3; ++id) b.open(id);
+  b.restart_all();
   REQUIRE(b.run_until([&] { return b[1].queues().size() == 2; }));
   CHECK(b.status(1, "source").counters.ready == 0);
   b.ioc.run_for(std::chrono::milliseconds(50));
@@ -796,17 +807,10 @@ TEST_CASE("a queue group keeps an entry while any of its queues holds it, across
     CHECK(has_snapshot(node_dir(id), group));
     CHECK(wal_bytes(node_dir(id)) < 300 * 1024);
   }
-  for (raft::node_id id = 1; id <= 3; ++id) b.close(id);
-  for (raft::node_id id = 1; id <= 3; ++id) b.open(id);
+  b.restart_all();
   REQUIRE(b.run_until([&] { return b[1].queues().size() == 2; }));
   // The getter was node 3's earlier life: its message returns to y, and only to y.
-  queue::queue_status counters;
-  for (int i = 0; i < 200; ++i) {
-    counters = b.status(1, "y").counters;
-    if (counters.unacked == 0) break;
-    b.ioc.run_for(std::chrono::milliseconds(5));
-  }
-  CHECK(counters.ready == 1);
+  CHECK(b.released(1, "y").ready == 1);
   std::optional<queue::message> again = b.get(2, "y");
   REQUIRE(again);
   CHECK(again->id == in_y->id);

@@ -329,10 +329,8 @@ class shared_wal {
   std::map<std::uint64_t, segment> segments_;
   /** A record of a segment's index, parsed (replay_index). */
   struct index_item {
-    std::uint8_t kind;
     std::uint64_t group;
-    std::uint64_t length;
-    std::uint64_t fields[3];
+    wal_log::record_fields fields;
   };
   std::vector<index_item> index_items_;  // replay_index's buffer, reused for every segment
   segment* cached_segment_ = nullptr;    // segment_at's last answer (cleared when one is erased)
